@@ -1,0 +1,62 @@
+# The two commands: `make demo` and `make test`. Both set everything up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_DIR := .demo
+PG_HOST := 127.0.0.1
+PG_PORT := 5432
+
+.PHONY: demo test install lint format postgres clean benchmarks
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+# Start the local PostgreSQL cluster if it is down, and wait until it accepts connections.
+postgres:
+	@if ! pg_isready -h $(PG_HOST) -p $(PG_PORT) -q 2>/dev/null; then \
+		echo "starting PostgreSQL"; \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+	fi
+	@for i in $$(seq 1 30); do pg_isready -h $(PG_HOST) -p $(PG_PORT) -q && exit 0; sleep 1; done; \
+		echo "PostgreSQL did not come up on $(PG_HOST):$(PG_PORT)"; exit 1
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# ruff, mypy, then every test against SQLite and PostgreSQL.
+test: install postgres lint
+	SYNCD_TEST_DATABASES=sqlite,postgresql $(BIN)/pytest
+
+# Migrate a fresh SQLite database in .demo/ and serve it (keys generated on first run).
+demo: install
+	@mkdir -p $(DEMO_DIR)
+	@if [ ! -f $(DEMO_DIR)/.env ]; then \
+		echo "SYNCD_ENCRYPTION_KEYS=$$($(BIN)/syncd keys generate)" > $(DEMO_DIR)/.env; \
+		echo "SYNCD_DATABASE_URL=sqlite:///syncd-demo.db" >> $(DEMO_DIR)/.env; \
+		echo "SYNCD_LOG_FORMAT=console" >> $(DEMO_DIR)/.env; \
+	fi
+	cd $(DEMO_DIR) && ../$(BIN)/syncd migrate
+	@echo ""
+	@echo "syncd is starting on http://127.0.0.1:8000"
+	@echo "  health:    http://127.0.0.1:8000/healthz"
+	@echo "  readiness: http://127.0.0.1:8000/readyz"
+	@echo "  data:      $(DEMO_DIR)/syncd-demo.db (settings in $(DEMO_DIR)/.env); Ctrl-C stops"
+	@echo ""
+	cd $(DEMO_DIR) && exec ../$(BIN)/syncd serve
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,304 @@
+"""The `syncd` command: serve, worker, migrate, keys.
+
+Every command reads the settings once; a bad or missing setting ends the command with one line
+naming the variable and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from syncd import __version__
+from syncd.logs import configure_logging, get_logger
+from syncd.settings import Settings, SettingsError, load_settings
+from syncd.vault import VaultError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+log = get_logger("syncd.cli")
+
+Handler = Callable[[Settings, argparse.Namespace], int]
+
+
+class CommandError(Exception):
+    """A command cannot do what was asked; the message says why and what to do."""
+
+
+def _secrets_of(settings: Settings) -> list[str]:
+    values = [
+        settings.xero_client_secret,
+        settings.xero_webhook_key,
+        settings.xero_webhook_key_previous,
+        settings.jwt_secret,
+        *settings.encryption_keys,
+    ]
+    return [value.reveal() for value in values if value is not None]
+
+
+def _setup_logging(settings: Settings) -> None:
+    configure_logging(settings.log_format, settings.log_level, secrets=_secrets_of(settings))
+
+
+# -- serve / worker --------------------------------------------------------------------------
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from syncd.web.app import create_app
+
+    settings.require("SYNCD_ENCRYPTION_KEYS")
+    host = args.host or settings.host
+    port = args.port or settings.port
+    _setup_logging(settings)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        lifespan="on",
+        proxy_headers=True,
+        server_header=False,
+        timeout_graceful_shutdown=20,
+    )
+    # uvicorn installs SIGTERM/SIGINT handlers: it stops accepting, finishes requests, then runs
+    # the lifespan shutdown (which drains the embedded scheduler).
+    uvicorn.Server(config).run()
+    return EXIT_OK
+
+
+def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
+    settings.require("SYNCD_ENCRYPTION_KEYS")
+    _setup_logging(settings)
+    return asyncio.run(_worker(settings))
+
+
+async def _worker(settings: Settings) -> int:
+    from syncd.scheduler import SchedulerRunner
+    from syncd.services import open_services
+    from syncd.store.migrate import head_revision, is_at_head
+
+    async with open_services(settings) as services:
+        if not await is_at_head(services.db):
+            raise CommandError(
+                f"the database is not migrated to {head_revision()}: run `syncd migrate` first"
+            )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        runner = SchedulerRunner(services)
+        runner.start()
+        log.info("worker.started")
+        await stop.wait()
+        log.info("worker.stopping")
+        await runner.stop()
+    return EXIT_OK
+
+
+# -- migrate ---------------------------------------------------------------------------------
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_migrate(settings, args.downgrade))
+
+
+async def _migrate(settings: Settings, downgrade_to: str | None) -> int:
+    from syncd.store.db import Database
+    from syncd.store.migrate import downgrade, upgrade
+
+    db = Database(settings.database_url)
+    try:
+        result = await (downgrade(db, downgrade_to) if downgrade_to else upgrade(db))
+    finally:
+        await db.dispose()
+    where = _describe_db(settings.database_url)
+    if result.changed:
+        print(f"{where}: migrated from {result.before or '(empty)'} to {result.after or 'base'}")
+    else:
+        print(f"{where}: already at {result.after or 'base'}; nothing to do")
+    return EXIT_OK
+
+
+def _describe_db(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite {parsed.database}"
+    return f"PostgreSQL {parsed.host}:{parsed.port or 5432}/{parsed.database}"
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+
+def cmd_keys_generate(_settings: Settings, _args: argparse.Namespace) -> int:
+    from syncd.vault import generate_key
+
+    print(generate_key())
+    return EXIT_OK
+
+
+def cmd_keys_rotate(settings: Settings, _args: argparse.Namespace) -> int:
+    settings.require("SYNCD_ENCRYPTION_KEYS")
+    from syncd.store.db import Database
+    from syncd.store.keys import rotate_all
+    from syncd.vault import Vault
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            report = await rotate_all(db, Vault(settings.encryption_keys))
+        finally:
+            await db.dispose()
+        print(
+            f"re-encrypted {report.secrets} secrets in {report.rows} rows under key 1 "
+            f"({report.grants} grants, {report.states} pending OAuth states); "
+            f"{report.were_old} were under an older key"
+        )
+        return EXIT_OK
+
+    return asyncio.run(run())
+
+
+# -- config ----------------------------------------------------------------------------------
+
+
+def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    from syncd.settings import describe, example_env, markdown_table
+
+    if args.example:
+        print(example_env(), end="")
+    elif args.markdown:
+        print(markdown_table())
+    else:
+        width = max(len(name) for name, _ in describe(settings))
+        for name, value in describe(settings):
+            print(f"{name:<{width}}  {value}")
+    return EXIT_OK
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="syncd",
+        description=(
+            "syncd keeps an accounting practice's CRM and Xero in two-way sync. "
+            "Configuration comes from the environment (and a .env file in the working folder); "
+            "see README.md for every setting."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP service (webhooks, admin API, pages)",
+        description=(
+            "Serve the HTTP API on SYNCD_HOST:SYNCD_PORT, with /healthz and /readyz. On SQLite "
+            "(the embedded default) the scheduler runs in the same process; on PostgreSQL run "
+            "`syncd worker` beside it. Stops gracefully on SIGTERM."
+        ),
+    )
+    serve.add_argument("--host", help="interface to listen on (default: SYNCD_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: SYNCD_PORT)")
+    serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run only the scheduler (outbox, inbox, polling, reconciliation)",
+        description=(
+            "Run the background jobs without serving HTTP. Several workers may run against one "
+            "PostgreSQL database. Stops gracefully on SIGTERM, letting running jobs finish."
+        ),
+    )
+    worker.set_defaults(handler=cmd_worker)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="create or upgrade syncd's database schema",
+        description=(
+            "Apply Alembic migrations to SYNCD_DATABASE_URL up to the latest revision. Running "
+            "it again does nothing. --downgrade REV goes back (use `base` to drop everything)."
+        ),
+    )
+    migrate.add_argument("--downgrade", metavar="REV", help="downgrade to REV (e.g. base)")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    config = commands.add_parser(
+        "config",
+        help="show the effective configuration (secrets hidden)",
+        description=(
+            "Print every setting with the value syncd would use here (environment over .env "
+            "over defaults); secrets show only whether they are set."
+        ),
+    )
+    shape = config.add_mutually_exclusive_group()
+    shape.add_argument("--example", action="store_true", help="print a documented example .env")
+    shape.add_argument("--markdown", action="store_true", help="print the README's settings table")
+    config.set_defaults(handler=cmd_config)
+
+    keys = commands.add_parser(
+        "keys",
+        help="manage the token encryption keys",
+        description="Generate a new encryption key, or re-encrypt stored secrets after adding one.",
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    generate = key_commands.add_parser(
+        "generate",
+        help="print a new key",
+        description=(
+            "Print a new Fernet key. To rotate: put it FIRST in SYNCD_ENCRYPTION_KEYS (keep the "
+            "old keys after it), restart, run `syncd keys rotate`, then drop the old keys."
+        ),
+    )
+    generate.set_defaults(handler=cmd_keys_generate)
+    rotate = key_commands.add_parser(
+        "rotate",
+        help="re-encrypt every stored secret under the first key",
+        description=(
+            "Re-encrypt every stored token and PKCE verifier under the first key of "
+            "SYNCD_ENCRYPTION_KEYS, in one transaction, and report the counts."
+        ),
+    )
+    rotate.set_defaults(handler=cmd_keys_rotate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        settings = load_settings()
+        return handler(settings, args)
+    except SettingsError as exc:
+        print(f"syncd: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (CommandError, VaultError) as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except SQLAlchemyError as exc:
+        print(f"syncd: database error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:
+        print(f"syncd: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _one_line(exc: Any) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

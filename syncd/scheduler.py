@@ -1,0 +1,76 @@
+"""APScheduler wiring. Jobs are short and idempotent; shutdown waits for the ones in flight.
+
+Imports services and the pipeline; nothing imports this but the web lifespan and the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from syncd.logs import get_logger
+from syncd.services import Services
+from syncd.store.oauth_states import OAuthStateRepository
+
+log = get_logger("syncd.scheduler")
+
+Job = Callable[[Services], Awaitable[object]]
+
+
+async def housekeeping(services: Services) -> int:
+    """Drop expired OAuth states."""
+    async with services.db.transaction() as session:
+        purged = await OAuthStateRepository(session).purge_expired_across_companies(
+            now=services.clock.now()
+        )
+    if purged:
+        log.info("housekeeping.oauth_states_purged", count=purged)
+    return purged
+
+
+class SchedulerRunner:
+    """Starts the periodic jobs and, on stop, lets running ones finish (graceful SIGTERM)."""
+
+    def __init__(self, services: Services, *, shutdown_grace: float = 20.0) -> None:
+        self.services = services
+        self.shutdown_grace = shutdown_grace
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._running: set[asyncio.Task[object]] = set()
+
+    def add(self, name: str, job: Job, *, seconds: float) -> None:
+        async def run() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                await job(self.services)
+            except Exception:
+                log.exception("scheduler.job_failed", job=name)
+            finally:
+                self._running.discard(task)
+
+        self.scheduler.add_job(
+            run,
+            "interval",
+            seconds=seconds,
+            id=name,
+            name=name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(seconds)),
+        )
+
+    def start(self) -> None:
+        self.add("housekeeping", housekeeping, seconds=300)
+        self.scheduler.start()
+        log.info("scheduler.started", jobs=[job.id for job in self.scheduler.get_jobs()])
+
+    async def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
+        if self._running:
+            log.info("scheduler.draining", running=len(self._running))
+            await asyncio.wait(set(self._running), timeout=self.shutdown_grace)
+        log.info("scheduler.stopped")

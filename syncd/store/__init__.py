@@ -1,0 +1,1 @@
+"""syncd's own persistence: models, unit of work, tenant-scoped repositories, migrations."""

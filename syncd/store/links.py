@@ -1,0 +1,50 @@
+"""Repository for job links: a CRM request and its Xero job, per company."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from syncd.domain.ids import CompanyId
+from syncd.store.models import JobLink
+from syncd.store.scoping import TenantRepository
+
+
+class JobLinkRepository(TenantRepository[JobLink]):
+    model = JobLink
+
+    async def for_request(
+        self, *, company: CompanyId, request_id: str, lock: bool = False
+    ) -> JobLink | None:
+        statement = self.scoped(company).where(JobLink.request_id == request_id)
+        if lock:
+            statement = statement.with_for_update()
+        return await self.first(statement)
+
+    async def for_job(self, *, company: CompanyId, job_id: str) -> list[JobLink]:
+        return await self.all(self.scoped(company).where(JobLink.xero_job_id == job_id))
+
+    async def for_requests(
+        self, *, company: CompanyId, request_ids: Sequence[str]
+    ) -> list[JobLink]:
+        if not request_ids:
+            return []
+        return await self.all(self.scoped(company).where(JobLink.request_id.in_(request_ids)))
+
+    async def list(self, *, company: CompanyId) -> list[JobLink]:
+        return await self.all(self.scoped(company).order_by(JobLink.id))
+
+    async def create_pending(
+        self, *, company: CompanyId, request_id: str, now: datetime
+    ) -> JobLink:
+        link = JobLink(
+            company_id=company,
+            request_id=request_id,
+            state="pending",
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        self.session.add(link)
+        await self.session.flush()
+        return link

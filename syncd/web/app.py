@@ -1,0 +1,65 @@
+"""The Starlette application: routes, error answers, and the lifespan that builds the services
+(and, on the embedded default, runs the scheduler in the same process)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from syncd.logs import get_logger
+from syncd.scheduler import SchedulerRunner
+from syncd.services import Services, open_services
+from syncd.settings import Settings
+from syncd.web import health
+from syncd.web.errors import exception_handlers
+
+log = get_logger("syncd.web")
+
+
+def all_routes() -> list[BaseRoute]:
+    return [*health.routes]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    services: Services | None = None,
+    run_scheduler: bool | None = None,
+) -> Starlette:
+    """Build the app. Tests pass their own `services`; otherwise the lifespan opens them."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with _services(settings, services) as active:
+            app.state.services = active
+            with_scheduler = (
+                settings.runs_embedded_scheduler if run_scheduler is None else run_scheduler
+            )
+            runner = SchedulerRunner(active) if with_scheduler else None
+            if runner is not None:
+                runner.start()
+            log.info("web.started", scheduler=with_scheduler)
+            try:
+                yield
+            finally:
+                if runner is not None:
+                    await runner.stop()
+                log.info("web.stopped")
+
+    app = Starlette(routes=all_routes(), lifespan=lifespan, exception_handlers=exception_handlers)
+    if services is not None:
+        # In-process tests drive the app without a lifespan; give them the services at once.
+        app.state.services = services
+    return app
+
+
+@asynccontextmanager
+async def _services(settings: Settings, given: Services | None) -> AsyncIterator[Services]:
+    if given is not None:
+        yield given
+        return
+    async with open_services(settings) as opened:
+        yield opened

@@ -1,0 +1,37 @@
+"""JSON error answers for the API: one shape, `{"error": message}`, with the right status."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from syncd.logs import get_logger
+
+log = get_logger("syncd.web")
+
+
+class ApiError(HTTPException):
+    """An answer with a status, a message and optional details (e.g. the offending rows)."""
+
+    def __init__(self, status_code: int, message: str, **details: object) -> None:
+        super().__init__(status_code=status_code, detail=message)
+        self.details = details
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in {204, 304}:
+        return Response(status_code=exc.status_code)
+    body: dict[str, object] = {"error": exc.detail}
+    if isinstance(exc, ApiError):
+        body.update(exc.details)
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.error("web.unhandled_error", path=request.url.path, error=type(exc).__name__, exc_info=exc)
+    return JSONResponse({"error": "internal error; see the server log"}, status_code=500)
+
+
+exception_handlers = {HTTPException: http_error, Exception: server_error}
