@@ -171,6 +171,46 @@ def cmd_keys_rotate(settings: Settings, _args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+# -- token / sandbox -------------------------------------------------------------------------
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from syncd.web.auth import Role, mint_token
+
+    settings.require("SYNCD_JWT_SECRET")
+    role = Role(args.role)
+    if role is not Role.SUPER_ADMIN and not args.company:
+        raise CommandError(f"--company is required for the {role.value} role")
+    print(
+        mint_token(
+            settings,
+            user=args.user,
+            role=role,
+            company=args.company,
+            ttl=timedelta(seconds=args.ttl),
+        )
+    )
+    return EXIT_OK
+
+
+def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    from syncd.sandbox.server import serve_sandbox
+
+    _setup_logging(settings)
+    serve_sandbox(
+        host=args.host,
+        port=args.port,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        redirect_uris=args.redirect_uri,
+        webhook_key=args.webhook_key,
+        tenants=args.tenant,
+    )
+    return EXIT_OK
+
+
 # -- config ----------------------------------------------------------------------------------
 
 
@@ -236,6 +276,60 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--downgrade", metavar="REV", help="downgrade to REV (e.g. base)")
     migrate.set_defaults(handler=cmd_migrate)
+
+    token = commands.add_parser(
+        "token",
+        help="mint a development JWT like the CRM's (needs SYNCD_JWT_SECRET)",
+        description=(
+            "Print a signed HS256 JWT with the claims the CRM puts in its tokens (sub, role, "
+            "company_id), so the admin endpoints can be tried with curl: "
+            'curl -H "Authorization: Bearer $(syncd token --role practice_admin --company C '
+            '--user U)" ...'
+        ),
+    )
+    token.add_argument(
+        "--role",
+        required=True,
+        choices=["super_admin", "practice_admin", "accountant", "client"],
+    )
+    token.add_argument("--company", help="the practice (company id) the user belongs to")
+    token.add_argument("--user", required=True, help="the user id (the token's `sub`)")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.set_defaults(handler=cmd_token)
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the bundled Xero simulator (for the demo and trying things by hand)",
+        description=(
+            "Serve a faithful Xero simulator (OAuth identity, connections, Projects, Contacts, "
+            "rate limits, faults, a request ledger and a control API under /_sandbox/). Point "
+            "XERO_LOGIN_URL, XERO_IDENTITY_URL and XERO_API_URL at it."
+        ),
+    )
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8900)
+    sandbox.add_argument("--client-id", default="syncd-dev", help="OAuth app to register")
+    sandbox.add_argument("--client-secret", default=None, help="its secret (omit: PKCE only)")
+    sandbox.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=None,
+        help="allowed redirect URI (repeatable; default: syncd's default callback)",
+    )
+    sandbox.add_argument("--webhook-key", default=None, help="key to sign webhooks with")
+    sandbox.add_argument(
+        "--tenant",
+        action="append",
+        default=None,
+        help="organisation name to create (repeatable; default: one 'Demo Practice')",
+    )
+    sandbox.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="run the sandbox's clock faster (60: a rate-limit minute lasts a second)",
+    )
+    sandbox.set_defaults(handler=cmd_sandbox)
 
     config = commands.add_parser(
         "config",

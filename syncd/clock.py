@@ -5,6 +5,7 @@ Imports nothing from syncd.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -19,6 +20,10 @@ class Clock(Protocol):
         """Seconds on a clock that never goes back (for rate windows and timeouts)."""
         ...
 
+    async def sleep(self, seconds: float) -> None:
+        """Wait `seconds` of this clock's time."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -26,6 +31,9 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
 
 
 class ScaledClock:
@@ -41,6 +49,9 @@ class ScaledClock:
 
     def monotonic(self) -> float:
         return (time.monotonic() - self._mono0) * self.factor
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.factor)
 
 
 def ensure_aware(value: datetime) -> datetime:

@@ -13,14 +13,15 @@ from syncd.logs import get_logger
 from syncd.scheduler import SchedulerRunner
 from syncd.services import Services, open_services
 from syncd.settings import Settings
-from syncd.web import health
+from syncd.web import connection, health
+from syncd.web.auth import JwtVerifier
 from syncd.web.errors import exception_handlers
 
 log = get_logger("syncd.web")
 
 
 def all_routes() -> list[BaseRoute]:
-    return [*health.routes]
+    return [*health.routes, *connection.routes]
 
 
 def create_app(
@@ -50,6 +51,7 @@ def create_app(
                 log.info("web.stopped")
 
     app = Starlette(routes=all_routes(), lifespan=lifespan, exception_handlers=exception_handlers)
+    app.state.jwt = JwtVerifier(settings)
     if services is not None:
         # In-process tests drive the app without a lifespan; give them the services at once.
         app.state.services = services

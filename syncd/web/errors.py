@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from syncd.logs import get_logger
+from syncd.pipeline.connect import ConnectError
 
 log = get_logger("syncd.web")
 
@@ -29,9 +30,18 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
+async def connect_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ConnectError)
+    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
     log.error("web.unhandled_error", path=request.url.path, error=type(exc).__name__, exc_info=exc)
     return JSONResponse({"error": "internal error; see the server log"}, status_code=500)
 
 
-exception_handlers = {HTTPException: http_error, Exception: server_error}
+exception_handlers = {
+    HTTPException: http_error,
+    ConnectError: connect_error,
+    Exception: server_error,
+}

@@ -8,13 +8,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from syncd.store.migrate import current_revision, head_revision
+from syncd.web.auth import access
 from syncd.web.context import services_of
 
 
+@access("public")
 async def healthz(_request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+@access("public")
 async def readyz(request: Request) -> JSONResponse:
     services = services_of(request)
     try:

@@ -1,0 +1,389 @@
+"""Xero Accounting API contacts (`/api.xro/2.0/Contacts`): find, create, create-or-update,
+get by id (or contact number) and update, with Xero's validation and envelope.
+
+Shapes follow the official `xero_accounting.yaml`. The sandbox answers JSON only: a request
+that does not accept JSON gets 406 (Xero would answer XML, which syncd must never parse).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from syncd.sandbox import contact_query, errors, pages
+from syncd.sandbox.models import CONTACT_STATUSES, Contact, ms_date, parse_iso
+from syncd.sandbox.state import SandboxState
+
+BASE = "/api.xro/2.0"
+_UUID = re.compile(r"^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TEXT_FIELDS: dict[str, tuple[str, int]] = {
+    # JSON name: (Contact attribute, max length)
+    "Name": ("name", 255),
+    "FirstName": ("first_name", 255),
+    "LastName": ("last_name", 255),
+    "EmailAddress": ("email", 255),
+    "ContactNumber": ("contact_number", 50),
+    "AccountNumber": ("account_number", 50),
+    "CompanyNumber": ("company_number", 50),
+    "TaxNumber": ("tax_number", 50),
+}
+_LIST_FIELDS = {"Phones": "phones", "Addresses": "addresses", "ContactPersons": "contact_persons"}
+_DEFAULT_ADDRESSES = tuple(
+    {"AddressType": kind, "City": "", "Region": "", "PostalCode": "", "Country": ""}
+    for kind in ("STREET", "POBOX")
+)
+_DEFAULT_PHONES = tuple(
+    {"PhoneType": kind, "PhoneNumber": "", "PhoneAreaCode": "", "PhoneCountryCode": ""}
+    for kind in ("DEFAULT", "DDI", "FAX", "MOBILE")
+)
+
+
+def contact_json(contact: Contact, *, summary: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"ContactID": contact.contact_id}
+    if contact.contact_number:
+        body["ContactNumber"] = contact.contact_number
+    if contact.account_number:
+        body["AccountNumber"] = contact.account_number
+    body["ContactStatus"] = contact.status
+    body["Name"] = contact.name
+    for key, value in (
+        ("FirstName", contact.first_name),
+        ("LastName", contact.last_name),
+        ("CompanyNumber", contact.company_number),
+        ("EmailAddress", contact.email),
+        ("TaxNumber", contact.tax_number),
+    ):
+        if value is not None:
+            body[key] = value
+    body["BankAccountDetails"] = ""
+    if not summary:
+        body["Addresses"] = [dict(a) for a in contact.addresses or _DEFAULT_ADDRESSES]
+    body["Phones"] = [dict(p) for p in contact.phones or _DEFAULT_PHONES]
+    body["UpdatedDateUTC"] = ms_date(contact.updated_at)
+    if not summary:
+        body["ContactGroups"] = []
+        body["IsSupplier"] = False
+        body["IsCustomer"] = False
+        body["ContactPersons"] = [dict(p) for p in contact.contact_persons]
+    body["HasAttachments"] = False
+    body["HasValidationErrors"] = False
+    return body
+
+
+class _Refused(Exception):
+    """A request-level refusal, already shaped as Xero's answer."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("refused")
+        self.response = response
+
+
+def _apply_fields(contact: Contact, item: dict[str, Any], problems: list[str]) -> Contact:
+    """`contact` with the fields present in `item`; problems found are appended."""
+    changes: dict[str, Any] = {}
+    for key, (attribute, limit) in _TEXT_FIELDS.items():
+        if key not in item:
+            continue
+        value = item[key]
+        if value is not None and not isinstance(value, str):
+            problems.append(f"{key} must be a string.")
+            continue
+        text = " ".join(value.split()) if key == "Name" and value else value
+        if text is not None and len(text) > limit:
+            problems.append(f"{key} must not be longer than {limit} characters.")
+        changes[attribute] = text
+    email = changes.get("email")
+    if email and not _EMAIL.match(email):
+        problems.append("Email address must be valid.")
+    if "ContactStatus" in item:
+        status = item["ContactStatus"]
+        if status not in CONTACT_STATUSES:
+            problems.append("ContactStatus must be ACTIVE, ARCHIVED or GDPRREQUEST.")
+        else:
+            changes["status"] = status
+    for key, attribute in _LIST_FIELDS.items():
+        if key in item:
+            value = item[key]
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                problems.append(f"{key} must be a list of objects.")
+            else:
+                changes[attribute] = tuple(dict(v) for v in value)
+    return replace(contact, **changes)
+
+
+def _conflicts(contact: Contact, others: Sequence[Contact]) -> list[str]:
+    problems: list[str] = []
+    if not contact.name:
+        return ["The contact name must be specified."]
+    if contact.status != "ACTIVE":
+        return problems
+    for other in others:
+        if other.contact_id == contact.contact_id or other.status != "ACTIVE":
+            continue
+        if contact_query.fold(other.name) == contact_query.fold(contact.name):
+            problems.append(
+                f"The name {contact.name} is already used by another active contact; "
+                "active contacts need distinct names."
+            )
+        if contact.contact_number and other.contact_number == contact.contact_number:
+            problems.append(
+                f"The contact number {contact.contact_number} is already used by another contact."
+            )
+    return problems
+
+
+def routes(state: SandboxState) -> list[Route]:
+    def envelope(request: Request, contacts: list[dict[str, Any]], **extra: Any) -> JSONResponse:
+        app = state.apps.get(request.state.grant.client_id)
+        body: dict[str, Any] = {
+            "Id": state.new_id(),
+            "Status": "OK",
+            "ProviderName": app.name if app else "syncd sandbox app",
+            "DateTimeUTC": ms_date(state.clock.now(), offset=False),
+            **extra,
+            "Contacts": contacts,
+        }
+        return JSONResponse(body)
+
+    def accepts_json(request: Request) -> None:
+        if "json" not in request.headers.get("accept", "").lower():
+            raise _Refused(
+                errors.accounting_error(
+                    406,
+                    "NotAcceptable",
+                    "Send Accept: application/json (Xero answers XML otherwise; the sandbox "
+                    "only speaks JSON).",
+                )
+            )
+
+    async def items(request: Request) -> list[dict[str, Any]]:
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        found = body.get("Contacts") if isinstance(body, dict) else None
+        if not isinstance(found, list) or not found or not all(isinstance(i, dict) for i in found):
+            raise _Refused(
+                errors.accounting_error(
+                    400, "ValidationException", 'Send {"Contacts": [ {...} ]} as JSON.'
+                )
+            )
+        return found
+
+    def lookup(tenant_id: str, key: str) -> Contact | None:
+        contacts = state.tenant(tenant_id).contacts
+        if _UUID.match(key.lower()):
+            return contacts.get(key.lower())
+        return next((c for c in contacts.values() if c.contact_number == key), None)
+
+    def save_batch(
+        request: Request,
+        tenant_id: str,
+        batch: list[dict[str, Any]],
+        target: Callable[[dict[str, Any], list[Contact]], Contact | None],
+        *,
+        ids_must_exist: bool = True,
+    ) -> Response:
+        """Validate and save each item; all-or-nothing unless summarizeErrors=false."""
+        summarize = pages.first(request.query_params, "summarizeErrors")
+        # The spec gives summarizeErrors a default of false, but Xero's documented (and the
+        # spec's own 400 example) behaviour without it is to fail the whole batch.
+        summarize_errors = summarize is None or summarize.strip().lower() != "false"
+        working = list(state.tenant(tenant_id).contacts.values())
+        results: list[tuple[Contact, list[str], dict[str, Any]]] = []
+        for item in batch:
+            problems: list[str] = []
+            existing = target(item, working)
+            if existing is None and ids_must_exist and item.get("ContactID"):
+                problems.append(f"Contact {item['ContactID']} could not be found.")
+            base = existing or Contact(
+                contact_id=state.new_id(), name="", updated_at=state.clock.now()
+            )
+            contact = _apply_fields(base, item, problems)
+            problems.extend(_conflicts(contact, working))
+            if not problems:
+                working = [c for c in working if c.contact_id != contact.contact_id] + [contact]
+            results.append((contact, problems, item))
+        failed = [(c, p, i) for c, p, i in results if p]
+        if failed and summarize_errors:
+            return errors.accounting_validation(
+                [
+                    {
+                        **item,
+                        "ValidationErrors": [{"Message": m} for m in problems],
+                        "HasValidationErrors": True,
+                    }
+                    for _, problems, item in failed
+                ]
+            )
+        answered: list[dict[str, Any]] = []
+        for contact, problems, item in results:
+            if problems:
+                answered.append(
+                    {
+                        **item,
+                        "StatusAttributeString": "ERROR",
+                        "ValidationErrors": [{"Message": m} for m in problems],
+                        "HasValidationErrors": True,
+                    }
+                )
+                continue
+            saved = state.save_contact(tenant_id, contact)
+            answered.append(
+                {**contact_json(saved), "StatusAttributeString": "OK"}
+                if not summarize_errors
+                else contact_json(saved)
+            )
+        return envelope(request, answered)
+
+    async def list_contacts(request: Request) -> Response:
+        tenant = state.tenant(request.state.tenant_id)
+        query = request.query_params
+        try:
+            accepts_json(request)
+            where = pages.first(query, "where")
+            predicate = contact_query.parse_where(where) if where and where.strip() else None
+            ids = {value.lower() for value in pages.values(query, "IDs")}
+            term = pages.first(query, "searchTerm")
+            include_archived = pages.boolean(query, "includeArchived") or bool(
+                where and contact_query.mentions_status(where)
+            )
+            summary = pages.boolean(query, "summaryOnly")
+            page = pages.integer(query, "page", default=None)
+            size = pages.integer(query, "pageSize", default=None)
+            since = _modified_since(request.headers.get("if-modified-since"))
+        except _Refused as exc:
+            return exc.response
+        except (contact_query.QueryError, pages.BadParameter) as exc:
+            return errors.accounting_error(400, "QueryParseException", str(exc))
+        found = [
+            c
+            for c in tenant.contacts.values()
+            if (include_archived or c.status == "ACTIVE")
+            and (not ids or c.contact_id in ids)
+            and (predicate is None or predicate(c))
+            and (not term or contact_query.matches_search(c, term))
+            and (since is None or c.updated_at > since)
+        ]
+        try:
+            ordered = contact_query.order_contacts(found, pages.first(query, "order"))
+        except contact_query.QueryError as exc:
+            return errors.accounting_error(400, "QueryParseException", str(exc))
+        extra: dict[str, Any] = {}
+        if page is not None or size is not None or summary:
+            # Out-of-range page sizes are clamped, as Xero does.
+            size = min(max(size or 100, 1), 1000)
+            ordered, paging = pages.paginate(ordered, max(page or 1, 1), size)
+            extra["pagination"] = paging.as_json()
+        return envelope(request, [contact_json(c, summary=summary) for c in ordered], **extra)
+
+    async def create_contacts(request: Request) -> Response:
+        """PUT: create only; a name or contact number already in use is a validation error."""
+        try:
+            accepts_json(request)
+            batch = await items(request)
+        except _Refused as exc:
+            return exc.response
+
+        def nothing(item: dict[str, Any], working: list[Contact]) -> Contact | None:
+            return None
+
+        return save_batch(request, request.state.tenant_id, batch, nothing, ids_must_exist=False)
+
+    async def upsert_contacts(request: Request) -> Response:
+        """POST: update the contact matched by ContactID, ContactNumber or Name, else create."""
+        try:
+            accepts_json(request)
+            batch = await items(request)
+        except _Refused as exc:
+            return exc.response
+        return save_batch(request, request.state.tenant_id, batch, _match)
+
+    async def get_contact(request: Request) -> Response:
+        try:
+            accepts_json(request)
+        except _Refused as exc:
+            return exc.response
+        found = lookup(request.state.tenant_id, str(request.path_params["contact_id"]))
+        if found is None:
+            return errors.accounting_error(
+                404, "NotFoundException", "The resource you're looking for cannot be found"
+            )
+        return envelope(request, [contact_json(found)])
+
+    async def update_contact(request: Request) -> Response:
+        tenant_id: str = request.state.tenant_id
+        key = str(request.path_params["contact_id"])
+        try:
+            accepts_json(request)
+            if not _UUID.match(key.lower()):
+                raise _Refused(errors.accounting_error(404, "NotFoundException", "Unknown id"))
+            batch = await items(request)
+        except _Refused as exc:
+            return exc.response
+        found = lookup(tenant_id, key)
+        if found is None:
+            return errors.accounting_error(
+                404, "NotFoundException", "The resource you're looking for cannot be found"
+            )
+
+        def this_one(item: dict[str, Any], working: list[Contact]) -> Contact | None:
+            return next((c for c in working if c.contact_id == found.contact_id), None)
+
+        return save_batch(request, tenant_id, batch[:1], this_one)
+
+    async def one_contact(request: Request) -> Response:
+        handler = get_contact if request.method == "GET" else update_contact
+        return await handler(request)
+
+    base = BASE
+    return [
+        pages.route(f"{base}/Contacts", list_contacts, methods=["GET"]),
+        pages.route(f"{base}/Contacts", create_contacts, methods=["PUT"]),
+        pages.route(f"{base}/Contacts", upsert_contacts, methods=["POST"]),
+        pages.route(f"{base}/Contacts/{{contact_id}}", one_contact, methods=["GET", "POST"]),
+    ]
+
+
+def _match(item: dict[str, Any], working: list[Contact]) -> Contact | None:
+    contact_id = item.get("ContactID")
+    if isinstance(contact_id, str) and contact_id.strip():
+        return next((c for c in working if c.contact_id == contact_id.strip().lower()), None)
+    number = item.get("ContactNumber")
+    if isinstance(number, str) and number:
+        by_number = next((c for c in working if c.contact_number == number), None)
+        if by_number is not None:
+            return by_number
+    name = item.get("Name")
+    if isinstance(name, str) and name.strip():
+        wanted = contact_query.fold(" ".join(name.split()))
+        return next(
+            (c for c in working if c.status == "ACTIVE" and contact_query.fold(c.name) == wanted),
+            None,
+        )
+    return None
+
+
+def _modified_since(raw: str | None) -> datetime | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return parse_iso(raw)
+    except ValueError:
+        pass
+    try:
+        parsed = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        raise pages.BadParameter("If-Modified-Since", f"not a timestamp: {raw!r}") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,255 @@
+"""The ASGI gate every simulated Xero request passes: ledger, bearer and tenant checks, scopes,
+rate limits, latency, injected failures, Idempotency-Key replays and dropped answers.
+
+The routes behind it only see requests Xero would have let through; they find the tenant id
+in `request.state.tenant_id` and the grant in `request.state.grant`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any, Literal
+
+import httpx
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from syncd.sandbox import errors
+from syncd.sandbox.limits import Admission, RateLimiter
+from syncd.sandbox.models import LedgerEntry, StoredResponse
+from syncd.sandbox.state import SandboxState
+from syncd.sandbox.tokens import Grant, TokenRejected
+
+Kind = Literal["control", "login", "identity", "connections", "api", "other"]
+CONTROL_PREFIX = "/_sandbox"
+_API_PREFIXES = ("/projects.xro/2.0/", "/api.xro/2.0/")
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_MAX_IDEMPOTENCY_KEY = 128
+
+
+def kind_of(path: str) -> Kind:
+    lower = path.lower()
+    if lower == CONTROL_PREFIX or lower.startswith(CONTROL_PREFIX + "/"):
+        return "control"
+    if lower.startswith("/identity/"):
+        return "login"
+    if lower.startswith("/connect/"):
+        return "identity"
+    if lower == "/connections" or lower.startswith("/connections/"):
+        return "connections"
+    if lower.startswith(_API_PREFIXES):
+        return "api"
+    return "other"
+
+
+def required_scopes(path: str, method: str) -> tuple[str, ...] | None:
+    """Scopes of which a token needs one for this call (None: no scope rule simulated)."""
+    lower = path.lower()
+    if lower.startswith("/projects.xro/2.0/"):
+        read, write = ("projects", "projects.read"), ("projects",)
+    elif lower.startswith("/api.xro/2.0/contacts"):
+        read, write = ("accounting.contacts", "accounting.contacts.read"), ("accounting.contacts",)
+    else:
+        return None
+    return write if method in _WRITES else read
+
+
+class _Entry:
+    """The ledger row of one request, updated as the request goes through the gate."""
+
+    def __init__(self, state: SandboxState, scope: Scope) -> None:
+        self._ledger = state.ledger
+        self._index = len(self._ledger)
+        headers = Headers(scope=scope)
+        self._ledger.append(
+            LedgerEntry(
+                seq=state.next_seq(),
+                at=state.clock.now(),
+                method=scope["method"],
+                path=scope["path"],
+                query=scope.get("query_string", b"").decode("latin-1"),
+                tenant_id=None,
+                status=None,
+                idempotency_key=headers.get("idempotency-key"),
+                concurrent_in_flight=0,
+                rate_limited=False,
+                fault=None,
+            )
+        )
+
+    def update(self, **changes: Any) -> None:
+        if self._index < len(self._ledger):
+            self._ledger[self._index] = replace(self._ledger[self._index], **changes)
+
+    def close_unanswered(self) -> None:
+        """A request that ended without an answer (an exception) is recorded as a 500."""
+        if self._index < len(self._ledger) and self._ledger[self._index].status is None:
+            self.update(status=500)
+
+
+async def _capture(app: ASGIApp, scope: Scope, receive: Receive) -> StoredResponse:
+    status = 500
+    headers: list[tuple[bytes, bytes]] = []
+    body = bytearray()
+
+    async def collect(message: Message) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+            headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
+        elif message["type"] == "http.response.body":
+            body.extend(message.get("body", b""))
+
+    await app(scope, receive, collect)
+    return StoredResponse(status=status, headers=tuple(headers), body=bytes(body))
+
+
+def _stored(response: Response) -> StoredResponse:
+    return StoredResponse(
+        status=response.status_code, headers=tuple(response.raw_headers), body=bytes(response.body)
+    )
+
+
+async def _send(send: Send, response: StoredResponse, extra: dict[str, str] | None = None) -> None:
+    headers = list(response.headers)
+    for name, value in (extra or {}).items():
+        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+class SandboxGate:
+    """Pure ASGI middleware in front of the sandbox's routes."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or kind_of(scope["path"]) == "control":
+            await self.app(scope, receive, send)
+            return
+        entry = _Entry(self.state, scope)
+        try:
+            await self._serve(scope, receive, send, entry)
+        finally:
+            entry.close_unanswered()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, entry: _Entry) -> None:
+        state = self.state
+        path: str = scope["path"]
+        method: str = scope["method"]
+        kind = kind_of(path)
+        headers = Headers(scope=scope)
+        extra = {"Xero-Correlation-Id": str(uuid.uuid4())}
+        limiter: RateLimiter = state.limiter
+        tenant_id: str | None = None
+        grant: Grant | None = None
+        admission: Admission | None = None
+
+        if kind in ("connections", "api"):
+            try:
+                grant = self._authenticate(headers)
+            except TokenRejected as exc:
+                challenge = "Bearer" if exc.missing else 'Bearer error="invalid_token"'
+                refused = errors.problem(401, exc.detail, headers={"WWW-Authenticate": challenge})
+                entry.update(status=401)
+                await _send(send, _stored(refused), extra)
+                return
+            if kind == "api":
+                tenant_id = (headers.get("xero-tenant-id") or "").strip().lower()
+                entry.update(tenant_id=tenant_id or None)
+                if tenant_id not in state.tenants or not state.authority.is_connected(
+                    grant, tenant_id
+                ):
+                    entry.update(status=403)
+                    refused = errors.problem(403, "AuthenticationUnsuccessful")
+                    await _send(send, _stored(refused), extra)
+                    return
+                needed = required_scopes(path, method)
+                if needed is not None and not set(needed) & set(grant.scopes):
+                    entry.update(status=401)
+                    refused = errors.problem(
+                        401,
+                        "AuthorizationUnsuccessful",
+                        headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
+                    )
+                    await _send(send, _stored(refused), extra)
+                    return
+                admission = limiter.admit_tenant(
+                    grant.client_id,
+                    tenant_id,
+                    state.clock.monotonic(),
+                    state.limits_for(tenant_id),
+                    state.limits.app_per_minute,
+                )
+            else:
+                admission = limiter.admit_app(
+                    grant.client_id, state.clock.monotonic(), state.limits.app_per_minute
+                )
+            entry.update(concurrent_in_flight=admission.in_flight)
+            if not admission.accepted:
+                entry.update(status=429, rate_limited=True)
+                refused = errors.problem(429, f"Rate limit exceeded: {admission.problem}")
+                await _send(send, _stored(refused), {**extra, **admission.headers()})
+                return
+            entry.update(counted=True)
+            extra.update(admission.headers())
+
+        try:
+            answer, dropped = await self._apply(scope, receive, entry, kind, tenant_id, grant)
+        finally:
+            if kind == "api" and tenant_id is not None:
+                limiter.release(tenant_id)
+        entry.update(status=answer.status)
+        if not dropped:
+            await _send(send, answer, extra)
+            return
+        entry.update(fault="drop")
+        if state.faults.drop_mode == "raise":
+            raise httpx.RemoteProtocolError("sandbox dropped the response")
+        await state.clock.sleep(state.faults.drop_hang_seconds)
+        await _send(send, _stored(errors.problem(504, "sandbox dropped the response")), extra)
+
+    def _authenticate(self, headers: Headers) -> Grant:
+        scheme, _, token = (headers.get("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise TokenRejected("AuthenticationUnsuccessful", missing=True)
+        return self.state.authority.verify(token.strip()).grant
+
+    async def _apply(
+        self,
+        scope: Scope,
+        receive: Receive,
+        entry: _Entry,
+        kind: Kind,
+        tenant_id: str | None,
+        grant: Grant | None,
+    ) -> tuple[StoredResponse, bool]:
+        """Latency, then an injected failure or the route itself (or its stored replay)."""
+        state = self.state
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if state.faults.latency_ms > 0 and state.faults.applies_to(path):
+            await state.clock.sleep(state.faults.latency_ms / 1000)
+        if state.take_fault(path, "fail"):
+            entry.update(fault="fail")
+            status = state.faults.fail_status
+            return _stored(errors.problem(status, "sandbox injected fault")), False
+        key = Headers(scope=scope).get("idempotency-key")
+        if kind != "api" or tenant_id is None or method not in _WRITES or not key:
+            key = None
+        elif len(key) > _MAX_IDEMPOTENCY_KEY:
+            refused = errors.problem(400, "Idempotency-Key must be at most 128 characters")
+            return _stored(refused), False
+        slot = (tenant_id or "", method, path.lower(), key or "")
+        if key is not None and slot in state.idempotency:
+            entry.update(replayed=True)
+            return state.idempotency[slot], state.take_fault(path, "drop")
+        scope.setdefault("state", {}).update(tenant_id=tenant_id, grant=grant)
+        answer = await _capture(self.app, scope, receive)
+        if key is not None and answer.status < 500:
+            state.idempotency[slot] = answer
+        return answer, state.take_fault(path, "drop")
