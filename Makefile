@@ -58,5 +58,10 @@ demo: install
 	@echo ""
 	cd $(DEMO_DIR) && exec ../$(BIN)/syncd serve
 
+# Not part of `make test`: measured figures, reported as ratios against a baseline.
+benchmarks: install postgres
+	@command -v wrk >/dev/null || apt-get install -y wrk
+	$(BIN)/python benchmarks/webhook_ack.py
+
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

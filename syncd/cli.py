@@ -206,8 +206,28 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
         client_secret=args.client_secret,
         redirect_uris=args.redirect_uri,
         webhook_key=args.webhook_key,
+        webhook_url=args.webhook_url,
         tenants=args.tenant,
+        time_scale=args.time_scale,
     )
+    return EXIT_OK
+
+
+def cmd_sample_crm(settings: Settings, args: argparse.Namespace) -> int:
+    from syncd.sandbox.crm import create_sample_crm
+
+    url = args.database or settings.crm_database_url
+    if not url:
+        raise CommandError("say where: --database URL, or set SYNCD_CRM_DATABASE_URL")
+    sample = asyncio.run(
+        create_sample_crm(url, practices=args.practices, requests_per_practice=args.requests)
+    )
+    for practice in sample.practices:
+        print(
+            f"{practice.name}: company {practice.company_id}, admin {practice.admin_id}, "
+            f"{len(practice.accountant_ids)} accountants, {len(practice.client_ids)} clients, "
+            f"{len(practice.request_ids)} requests"
+        )
     return EXIT_OK
 
 
@@ -318,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--webhook-key", default=None, help="key to sign webhooks with")
     sandbox.add_argument(
+        "--webhook-url",
+        default=None,
+        help="where to deliver webhooks (default: syncd's own endpoint on 127.0.0.1:8000)",
+    )
+    sandbox.add_argument(
         "--tenant",
         action="append",
         default=None,
@@ -330,6 +355,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the sandbox's clock faster (60: a rate-limit minute lasts a second)",
     )
     sandbox.set_defaults(handler=cmd_sandbox)
+
+    sample = commands.add_parser(
+        "sample-crm",
+        help="create the CRM's tables and fill them with sample practices (demo, trying out)",
+        description=(
+            "Create the CRM tables syncd reads and writes (companies, users, services, "
+            "service_requests) in --database (default SYNCD_CRM_DATABASE_URL) and fill them with "
+            "practices, accountants, clients, services and requests. Running it again adds "
+            "nothing: the sample's ids are fixed."
+        ),
+    )
+    sample.add_argument("--database", help="the CRM database URL")
+    sample.add_argument("--practices", type=int, default=2)
+    sample.add_argument("--requests", type=int, default=6, help="requests per practice")
+    sample.set_defaults(handler=cmd_sample_crm)
 
     config = commands.add_parser(
         "config",

@@ -11,9 +11,14 @@ from datetime import UTC
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from syncd.domain.ids import CompanyId
 from syncd.logs import get_logger
+from syncd.pipeline.outbox import enqueue
+from syncd.pipeline.poller import poll_task
 from syncd.services import Services
+from syncd.store.connections import ConnectionRepository
 from syncd.store.oauth_states import OAuthStateRepository
+from syncd.store.settings import SettingsRepository
 
 log = get_logger("syncd.scheduler")
 
@@ -29,6 +34,31 @@ async def housekeeping(services: Services) -> int:
     if purged:
         log.info("housekeeping.oauth_states_purged", count=purged)
     return purged
+
+
+async def drain_outbox(services: Services) -> int:
+    return await services.worker.tick_outbox()
+
+
+async def drain_inbox(services: Services) -> int:
+    return await services.worker.tick_inbox()
+
+
+async def enqueue_polls(services: Services) -> int:
+    """One poll task per connected practice per interval (the key dedupes extra ticks)."""
+    now = services.clock.now()
+    added = 0
+    async with services.db.transaction() as session:
+        for connection in await ConnectionRepository(session).list_active_across_companies():
+            if connection.needs_reconnect:
+                continue
+            company = CompanyId(connection.company_id)
+            practice = await SettingsRepository(session).current(company=company)
+            interval = practice.poll_interval_minutes or services.settings.poll_interval_minutes
+            task = poll_task(company, now=now, interval_minutes=interval)
+            if await enqueue(session, task, now=now) is not None:
+                added += 1
+    return added
 
 
 class SchedulerRunner:
@@ -64,6 +94,9 @@ class SchedulerRunner:
         )
 
     def start(self) -> None:
+        self.add("drain_outbox", drain_outbox, seconds=1)
+        self.add("drain_inbox", drain_inbox, seconds=1)
+        self.add("enqueue_polls", enqueue_polls, seconds=30)
         self.add("housekeeping", housekeeping, seconds=300)
         self.scheduler.start()
         log.info("scheduler.started", jobs=[job.id for job in self.scheduler.get_jobs()])
@@ -73,4 +106,5 @@ class SchedulerRunner:
         if self._running:
             log.info("scheduler.draining", running=len(self._running))
             await asyncio.wait(set(self._running), timeout=self.shutdown_grace)
+        await self.services.worker.close(grace=self.shutdown_grace)
         log.info("scheduler.stopped")

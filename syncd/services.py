@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import httpx
 
 from syncd.clock import Clock, SystemClock
+from syncd.crm.port import CrmPort
 from syncd.pipeline.connect import ConnectService, OAuthApp
+from syncd.pipeline.inbound import InboundHandler
+from syncd.pipeline.inbox import Inbox, InboxWriter
+from syncd.pipeline.outbound import Outbound
+from syncd.pipeline.outbox import Outbox
+from syncd.pipeline.poller import Poller
+from syncd.pipeline.worker import TaskHandler, Worker, worker_id
 from syncd.settings import Settings
 from syncd.store.db import Database
 from syncd.vault import Vault
@@ -21,6 +28,7 @@ from syncd.xero.audit import SyncLogAudit
 from syncd.xero.contacts import ContactsApi
 from syncd.xero.governor import Limits, RateGovernor
 from syncd.xero.http import XeroHttp, build_client
+from syncd.xero.invoices import InvoicesApi
 from syncd.xero.oauth import IdentityClient, state_signing_key
 from syncd.xero.projects import ProjectsApi
 from syncd.xero.tokens import TokenManager
@@ -38,6 +46,7 @@ class XeroSide:
     http: XeroHttp
     projects: ProjectsApi
     contacts: ContactsApi
+    invoices: InvoicesApi
     connect: ConnectService
 
 
@@ -47,7 +56,10 @@ class Services:
     db: Database
     clock: Clock
     vault: Vault | None
+    inbox_writer: InboxWriter
+    worker: Worker
     xero: XeroSide | None = None
+    crm: CrmPort | None = None
 
     def require_xero(self) -> XeroSide:
         if self.xero is None:
@@ -65,7 +77,9 @@ async def open_services(
     xero_transport: httpx.AsyncBaseTransport | None = None,
     limits: Limits | None = None,
     db: Database | None = None,
+    crm: CrmPort | None = None,
 ) -> AsyncIterator[Services]:
+    """Build everything; tests may hand in their own database, CRM, clock and Xero transport."""
     clock = clock or SystemClock()
     async with AsyncExitStack() as stack:
         if db is None:
@@ -75,7 +89,56 @@ async def open_services(
         xero = None
         if vault is not None and settings.xero_client_id:
             xero = await _xero_side(settings, db, vault, clock, xero_transport, limits, stack)
-        yield Services(settings=settings, db=db, clock=clock, vault=vault, xero=xero)
+        if crm is None and settings.crm_database_url:
+            from syncd.crm.sql import SqlCrm
+
+            sql_crm = SqlCrm(settings.crm_database_url)
+            stack.push_async_callback(sql_crm.dispose)
+            crm = sql_crm
+        writer = InboxWriter(db)
+        stack.push_async_callback(writer.close)
+        worker = _worker(db, clock, xero, crm, writer)
+        stack.push_async_callback(worker.close)
+        yield Services(
+            settings=settings,
+            db=db,
+            clock=clock,
+            vault=vault,
+            xero=xero,
+            crm=crm,
+            inbox_writer=writer,
+            worker=worker,
+        )
+
+
+def _worker(
+    db: Database, clock: Clock, xero: XeroSide | None, crm: CrmPort | None, writer: InboxWriter
+) -> Worker:
+    """The worker with the handlers this configuration can run (Xero and a CRM are needed
+    for most; without them tasks simply wait)."""
+    handlers: dict[str, TaskHandler] = {}
+    inbound = None
+    if xero is not None:
+        handlers["poll_company"] = Poller(db=db, projects=xero.projects, writer=writer, clock=clock)
+    if xero is not None and crm is not None:
+        outbound = Outbound(db=db, crm=crm, projects=xero.projects, clock=clock)
+        handlers["set_job_state"] = outbound.set_job_state
+        inbound = InboundHandler(
+            db=db,
+            crm=crm,
+            projects=xero.projects,
+            contacts=xero.contacts,
+            invoices=xero.invoices,
+            clock=clock,
+        )
+    return Worker(
+        outbox=Outbox(db, owner=worker_id()),
+        inbox=Inbox(db),
+        inbound=inbound,
+        handlers=handlers,
+        clock=clock,
+        per_company=xero.governor.limits.concurrent if xero else 5,
+    )
 
 
 async def _xero_side(
@@ -130,5 +193,6 @@ async def _xero_side(
         http=http,
         projects=ProjectsApi(http),
         contacts=ContactsApi(http),
+        invoices=InvoicesApi(http),
         connect=connect,
     )

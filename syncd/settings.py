@@ -174,7 +174,9 @@ class Option:
     secret: bool = False
 
 
-DEFAULT_SCOPES = "openid profile email offline_access projects accounting.contacts"
+DEFAULT_SCOPES = (
+    "openid profile email offline_access projects accounting.contacts accounting.invoices.read"
+)
 
 SPEC: tuple[Option, ...] = (
     Option(
@@ -280,6 +282,20 @@ SPEC: tuple[Option, ...] = (
         None,
         "RS256 public key (PEM text or file path) of the CRM's JWTs.",
     ),
+    Option(
+        "SYNCD_POLL_INTERVAL_MINUTES",
+        "poll_interval_minutes",
+        _positive_int,
+        "5",
+        "How often each practice's Xero jobs are polled for status changes (minutes).",
+    ),
+    Option(
+        "SYNCD_WEBHOOK_MAX_BYTES",
+        "webhook_max_bytes",
+        _positive_int,
+        "262144",
+        "Largest webhook body accepted (bytes); bigger ones get 413.",
+    ),
     Option("SYNCD_HOST", "host", _text, "127.0.0.1", "Interface `syncd serve` listens on."),
     Option("SYNCD_PORT", "port", _port, "8000", "Port `syncd serve` listens on."),
     Option(
@@ -322,6 +338,8 @@ class Settings:
     encryption_keys: tuple[Secret, ...] = field(default=())
     jwt_secret: Secret | None = None
     jwt_public_key: str | None = None
+    poll_interval_minutes: int = 5
+    webhook_max_bytes: int = 262144
     host: str = "127.0.0.1"
     port: int = 8000
     embedded_scheduler: Literal["auto", "on", "off"] = "auto"

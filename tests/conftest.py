@@ -171,3 +171,25 @@ def make_settings(**overrides: Any) -> Settings:
 @pytest.fixture
 def settings(db_url: str, fernet_key: str) -> Settings:
     return make_settings(database_url=db_url, encryption_keys=(Secret(fernet_key),))
+
+
+@pytest.fixture
+async def sqlite_db(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite database, for behaviour only SQLite has."""
+    path = tmp_path / "sqlite-only.db"
+    shutil.copyfile(sqlite_template, path)
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def postgres_db(request: pytest.FixtureRequest) -> AsyncIterator[Database]:
+    """The migrated PostgreSQL database, for behaviour only PostgreSQL has."""
+    if "postgresql" not in DATABASES:
+        pytest.skip("PostgreSQL excluded by SYNCD_TEST_DATABASES")
+    url: str = request.getfixturevalue("pg_migrated_url")
+    database = Database(url)
+    await truncate_all(database)
+    yield database
+    await database.dispose()

@@ -13,8 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from syncd.clock import Clock, SystemClock
+from syncd.crm.memory import MemoryCrm
+from syncd.crm.port import CrmPort
 from syncd.sandbox.app import create_sandbox_app
 from syncd.sandbox.state import SandboxState
+from syncd.sandbox.webhooks import WebhookDispatcher
 from syncd.services import Services, open_services
 from syncd.settings import Secret, Settings
 from syncd.store.db import Database
@@ -51,6 +54,16 @@ class Harness:
     services: Services
     syncd: httpx.AsyncClient
     xero: httpx.AsyncClient  # a browser's view of the sandbox (authorize page)
+    webhooks: WebhookDispatcher  # delivers the sandbox's webhooks to syncd, in process
+
+    async def deliver_webhooks(self) -> None:
+        """Xero sends what is queued; syncd applies it."""
+        await self.webhooks.flush()
+        await self.services.worker.wait_idle()
+
+    async def settle(self) -> None:
+        """Run syncd's worker until nothing is due (outbox and inbox)."""
+        await self.services.worker.wait_idle()
 
     def token(self, role: Role, company: str | None, user: str = "user-1") -> str:
         return mint_token(
@@ -101,24 +114,43 @@ async def harness(
     limits: Limits | None = None,
     sandbox: SandboxState | None = None,
     wrap_transport: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport] | None = None,
+    crm: CrmPort | None = None,
     **settings_overrides: Any,
 ) -> AsyncIterator[Harness]:
     clock = clock or SystemClock()
     state = sandbox or SandboxState(clock)
-    state.register_app(CLIENT_ID, CLIENT_SECRET, [REDIRECT])
+    settings = sandbox_settings(db.url, fernet_key, **settings_overrides)
+    assert settings.xero_webhook_key is not None
+    state.register_app(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        [REDIRECT],
+        settings.xero_webhook_key.reveal(),
+        webhook_url=f"{SYNCD}/api/integrations/xero/webhook",
+    )
     sandbox_app = create_sandbox_app(state)
     transport: httpx.AsyncBaseTransport = httpx.ASGITransport(app=sandbox_app)
     if wrap_transport is not None:
         transport = wrap_transport(transport)
-    settings = sandbox_settings(db.url, fernet_key, **settings_overrides)
     async with open_services(
-        settings, clock=clock, xero_transport=transport, limits=limits, db=db
+        settings,
+        clock=clock,
+        xero_transport=transport,
+        limits=limits,
+        db=db,
+        crm=crm if crm is not None else MemoryCrm(),
     ) as services:
         app = create_app(settings, services=services, run_scheduler=False)
         async with (
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=SYNCD) as syncd,
             httpx.AsyncClient(transport=transport, base_url=SANDBOX) as xero,
         ):
+            dispatcher = WebhookDispatcher(state, transport=httpx.ASGITransport(app=app))
             yield Harness(
-                settings=settings, sandbox=state, services=services, syncd=syncd, xero=xero
+                settings=settings,
+                sandbox=state,
+                services=services,
+                syncd=syncd,
+                xero=xero,
+                webhooks=dispatcher,
             )

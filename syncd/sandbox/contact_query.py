@@ -1,6 +1,7 @@
 """The Accounting API's contact query language, as far as syncd and its tests need it: `where`
 (equality on Name, EmailAddress and the other string fields, `Guid("…")` ids, Contains /
-StartsWith / EndsWith, joined by AND / OR), `searchTerm` and `order`.
+StartsWith / EndsWith, joined by AND / OR), `searchTerm` and `order`. `parse_where_over` reads
+the same `where` over any record type (the invoices use it with their own fields).
 
 Comparisons are case- and accent-insensitive, as Xero's are. Pure functions; no IO.
 """
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from syncd.sandbox.models import Contact
+
+T = TypeVar("T")
 
 
 class QueryError(ValueError):
@@ -40,11 +44,11 @@ _BOOLEANS: dict[str, Callable[[Contact], bool]] = {
 _CASE = r"(?:\.ToLower\(\)|\.ToUpper\(\))?"
 _STRING = r'"(?P<text>(?:[^"\\]|\\.)*)"'
 _COMPARE = re.compile(
-    rf"^(?P<field>[A-Za-z]+){_CASE}\s*(?P<op>==|!=|=)\s*"
+    rf"^(?P<field>[A-Za-z][A-Za-z.]*){_CASE}\s*(?P<op>==|!=|=)\s*"
     rf'(?:{_STRING}|(?P<word>null|true|false)|[Gg]uid\(\s*"(?P<guid>[^"]*)"\s*\))$'
 )
 _CALL = re.compile(
-    rf"^(?P<field>[A-Za-z]+){_CASE}\.(?P<method>Contains|StartsWith|EndsWith)\(\s*{_STRING}\s*\)$"
+    rf"^(?P<field>[A-Za-z][A-Za-z.]*){_CASE}\.(?P<method>Contains|StartsWith|EndsWith)\(\s*{_STRING}\s*\)$"
 )
 _ORDER = re.compile(r"^(?P<field>[A-Za-z]+)(?:\s+(?P<dir>ASC|DESC))?$", re.IGNORECASE)
 
@@ -82,18 +86,22 @@ def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
-def _clause(text: str) -> Predicate:
+def _clause(
+    text: str,
+    fields: Mapping[str, Callable[[T], str | None]],
+    booleans: Mapping[str, Callable[[T], bool]],
+) -> Callable[[T], bool]:
     match = _COMPARE.match(text)
     if match:
         field, op = match["field"].lower(), match["op"]
         negate = op == "!="
-        if field in _BOOLEANS and match["word"] in ("true", "false"):
-            getter_b = _BOOLEANS[field]
+        if field in booleans and match["word"] in ("true", "false"):
+            getter_b = booleans[field]
             expected = match["word"] == "true"
             return lambda c: (getter_b(c) == expected) != negate
-        if field not in _FIELDS:
+        if field not in fields:
             raise QueryError(f"unsupported field {match['field']!r} in where")
-        getter = _FIELDS[field]
+        getter = fields[field]
         if match["word"] == "null":
             return lambda c: (getter(c) in (None, "")) != negate
         if match["word"] is not None:
@@ -103,9 +111,9 @@ def _clause(text: str) -> Predicate:
     match = _CALL.match(text)
     if match:
         field = match["field"].lower()
-        if field not in _FIELDS:
+        if field not in fields:
             raise QueryError(f"unsupported field {match['field']!r} in where")
-        getter = _FIELDS[field]
+        getter = fields[field]
         needle = fold(_unescape(match["text"]))
         method = match["method"]
         if method == "Contains":
@@ -116,15 +124,26 @@ def _clause(text: str) -> Predicate:
     raise QueryError(f"cannot parse where clause {text!r}")
 
 
-def parse_where(expression: str) -> Predicate:
-    """A predicate for a `where` expression: clauses joined by AND/&& and OR/||."""
-    alternatives: list[list[Predicate]] = []
+def parse_where_over(
+    expression: str,
+    fields: Mapping[str, Callable[[T], str | None]],
+    booleans: Mapping[str, Callable[[T], bool]] | None = None,
+) -> Callable[[T], bool]:
+    """A predicate for a `where` expression over records whose string `fields` (lower-case
+    names, dotted for nested ones) and `booleans` are given: clauses joined by AND/&& and
+    OR/||."""
+    alternatives: list[list[Callable[[T], bool]]] = []
     for alternative in _split(expression.strip(), (" OR ", "||")):
         clauses = _split(alternative, (" AND ", "&&"))
         if any(not clause for clause in clauses):
             raise QueryError(f"cannot parse where clause {expression!r}")
-        alternatives.append([_clause(clause) for clause in clauses])
+        alternatives.append([_clause(clause, fields, booleans or {}) for clause in clauses])
     return lambda c: any(all(p(c) for p in clauses) for clauses in alternatives)
+
+
+def parse_where(expression: str) -> Predicate:
+    """A predicate over contacts for a `where` expression."""
+    return parse_where_over(expression, _FIELDS, _BOOLEANS)
 
 
 def mentions_status(expression: str) -> bool:

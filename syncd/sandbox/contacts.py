@@ -11,20 +11,26 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from syncd.sandbox import contact_query, errors, pages
-from syncd.sandbox.models import CONTACT_STATUSES, Contact, ms_date, parse_iso
+from syncd.sandbox.accounting import (
+    BASE,
+    UUID,
+    Refused,
+    accepts_json,
+    envelope,
+    modified_since,
+    not_found,
+    paging,
+)
+from syncd.sandbox.models import CONTACT_STATUSES, Contact, ms_date
 from syncd.sandbox.state import SandboxState
 
-BASE = "/api.xro/2.0"
-_UUID = re.compile(r"^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TEXT_FIELDS: dict[str, tuple[str, int]] = {
     # JSON name: (Contact attribute, max length)
@@ -78,14 +84,6 @@ def contact_json(contact: Contact, *, summary: bool = False) -> dict[str, Any]:
     body["HasAttachments"] = False
     body["HasValidationErrors"] = False
     return body
-
-
-class _Refused(Exception):
-    """A request-level refusal, already shaped as Xero's answer."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__("refused")
-        self.response = response
 
 
 def _apply_fields(contact: Contact, item: dict[str, Any], problems: list[str]) -> Contact:
@@ -143,28 +141,8 @@ def _conflicts(contact: Contact, others: Sequence[Contact]) -> list[str]:
 
 
 def routes(state: SandboxState) -> list[Route]:
-    def envelope(request: Request, contacts: list[dict[str, Any]], **extra: Any) -> JSONResponse:
-        app = state.apps.get(request.state.grant.client_id)
-        body: dict[str, Any] = {
-            "Id": state.new_id(),
-            "Status": "OK",
-            "ProviderName": app.name if app else "syncd sandbox app",
-            "DateTimeUTC": ms_date(state.clock.now(), offset=False),
-            **extra,
-            "Contacts": contacts,
-        }
-        return JSONResponse(body)
-
-    def accepts_json(request: Request) -> None:
-        if "json" not in request.headers.get("accept", "").lower():
-            raise _Refused(
-                errors.accounting_error(
-                    406,
-                    "NotAcceptable",
-                    "Send Accept: application/json (Xero answers XML otherwise; the sandbox "
-                    "only speaks JSON).",
-                )
-            )
+    def answer(request: Request, contacts: list[dict[str, Any]], **extra: Any) -> Response:
+        return envelope(state, request, "Contacts", contacts, **extra)
 
     async def items(request: Request) -> list[dict[str, Any]]:
         raw = await request.body()
@@ -174,7 +152,7 @@ def routes(state: SandboxState) -> list[Route]:
             body = None
         found = body.get("Contacts") if isinstance(body, dict) else None
         if not isinstance(found, list) or not found or not all(isinstance(i, dict) for i in found):
-            raise _Refused(
+            raise Refused(
                 errors.accounting_error(
                     400, "ValidationException", 'Send {"Contacts": [ {...} ]} as JSON.'
                 )
@@ -183,7 +161,7 @@ def routes(state: SandboxState) -> list[Route]:
 
     def lookup(tenant_id: str, key: str) -> Contact | None:
         contacts = state.tenant(tenant_id).contacts
-        if _UUID.match(key.lower()):
+        if UUID.match(key.lower()):
             return contacts.get(key.lower())
         return next((c for c in contacts.values() if c.contact_number == key), None)
 
@@ -245,7 +223,7 @@ def routes(state: SandboxState) -> list[Route]:
                 if not summarize_errors
                 else contact_json(saved)
             )
-        return envelope(request, answered)
+        return answer(request, answered)
 
     async def list_contacts(request: Request) -> Response:
         tenant = state.tenant(request.state.tenant_id)
@@ -262,8 +240,8 @@ def routes(state: SandboxState) -> list[Route]:
             summary = pages.boolean(query, "summaryOnly")
             page = pages.integer(query, "page", default=None)
             size = pages.integer(query, "pageSize", default=None)
-            since = _modified_since(request.headers.get("if-modified-since"))
-        except _Refused as exc:
+            since = modified_since(request.headers.get("if-modified-since"))
+        except Refused as exc:
             return exc.response
         except (contact_query.QueryError, pages.BadParameter) as exc:
             return errors.accounting_error(400, "QueryParseException", str(exc))
@@ -281,19 +259,18 @@ def routes(state: SandboxState) -> list[Route]:
         except contact_query.QueryError as exc:
             return errors.accounting_error(400, "QueryParseException", str(exc))
         extra: dict[str, Any] = {}
-        if page is not None or size is not None or summary:
-            # Out-of-range page sizes are clamped, as Xero does.
-            size = min(max(size or 100, 1), 1000)
-            ordered, paging = pages.paginate(ordered, max(page or 1, 1), size)
-            extra["pagination"] = paging.as_json()
-        return envelope(request, [contact_json(c, summary=summary) for c in ordered], **extra)
+        window = paging(page, size, forced=summary)
+        if window is not None:
+            ordered, found_page = pages.paginate(ordered, *window)
+            extra["pagination"] = found_page.as_json()
+        return answer(request, [contact_json(c, summary=summary) for c in ordered], **extra)
 
     async def create_contacts(request: Request) -> Response:
         """PUT: create only; a name or contact number already in use is a validation error."""
         try:
             accepts_json(request)
             batch = await items(request)
-        except _Refused as exc:
+        except Refused as exc:
             return exc.response
 
         def nothing(item: dict[str, Any], working: list[Contact]) -> Contact | None:
@@ -306,37 +283,33 @@ def routes(state: SandboxState) -> list[Route]:
         try:
             accepts_json(request)
             batch = await items(request)
-        except _Refused as exc:
+        except Refused as exc:
             return exc.response
         return save_batch(request, request.state.tenant_id, batch, _match)
 
     async def get_contact(request: Request) -> Response:
         try:
             accepts_json(request)
-        except _Refused as exc:
+        except Refused as exc:
             return exc.response
         found = lookup(request.state.tenant_id, str(request.path_params["contact_id"]))
         if found is None:
-            return errors.accounting_error(
-                404, "NotFoundException", "The resource you're looking for cannot be found"
-            )
-        return envelope(request, [contact_json(found)])
+            return not_found()
+        return answer(request, [contact_json(found)])
 
     async def update_contact(request: Request) -> Response:
         tenant_id: str = request.state.tenant_id
         key = str(request.path_params["contact_id"])
         try:
             accepts_json(request)
-            if not _UUID.match(key.lower()):
-                raise _Refused(errors.accounting_error(404, "NotFoundException", "Unknown id"))
+            if not UUID.match(key.lower()):
+                raise Refused(errors.accounting_error(404, "NotFoundException", "Unknown id"))
             batch = await items(request)
-        except _Refused as exc:
+        except Refused as exc:
             return exc.response
         found = lookup(tenant_id, key)
         if found is None:
-            return errors.accounting_error(
-                404, "NotFoundException", "The resource you're looking for cannot be found"
-            )
+            return not_found()
 
         def this_one(item: dict[str, Any], working: list[Contact]) -> Contact | None:
             return next((c for c in working if c.contact_id == found.contact_id), None)
@@ -373,17 +346,3 @@ def _match(item: dict[str, Any], working: list[Contact]) -> Contact | None:
             None,
         )
     return None
-
-
-def _modified_since(raw: str | None) -> datetime | None:
-    if raw is None or not raw.strip():
-        return None
-    try:
-        return parse_iso(raw)
-    except ValueError:
-        pass
-    try:
-        parsed = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        raise pages.BadParameter("If-Modified-Since", f"not a timestamp: {raw!r}") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

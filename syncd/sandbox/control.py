@@ -1,7 +1,8 @@
 """The sandbox's control API under `/_sandbox/` (JSON): the `SandboxState` methods over HTTP, so a
-sandbox in another process can be seeded, steered and inspected by the demo and by tests.
+sandbox in another process can be seeded, steered and inspected by the demo and by tests, and
+its webhooks configured, flushed and checked with intent-to-receive.
 
-Bad input answers 400 `{"error": "..."}`; unknown tenants, contacts and projects 404.
+Bad input answers 400 `{"error": "..."}`; unknown tenants, contacts, projects and invoices 404.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -19,9 +21,19 @@ from starlette.routing import Route
 from syncd.sandbox import checks
 from syncd.sandbox.contacts import contact_json
 from syncd.sandbox.identity import connection_json
-from syncd.sandbox.models import Faults, Limits, SandboxError, Tenant, UnknownEntity, parse_iso
+from syncd.sandbox.invoices import invoice_json
+from syncd.sandbox.models import (
+    Faults,
+    Invoice,
+    Limits,
+    SandboxError,
+    Tenant,
+    UnknownEntity,
+    parse_iso,
+)
 from syncd.sandbox.projects import project_json
 from syncd.sandbox.state import SandboxState
+from syncd.sandbox.webhooks import WebhookDispatcher
 
 PREFIX = "/_sandbox"
 Handler = Callable[[Request], Awaitable[Response]]
@@ -47,6 +59,40 @@ class _Body:
         if value is not None and not isinstance(value, str):
             raise SandboxError(f"{name} must be a string")
         return value
+
+    def optional_bool(self, name: str) -> bool | None:
+        value = self.data.get(name)
+        if value is not None and not isinstance(value, bool):
+            raise SandboxError(f"{name} must be true or false")
+        return value
+
+    def optional_int(self, name: str) -> int | None:
+        value = self.data.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise SandboxError(f"{name} must be a whole number")
+        return value
+
+    def optional_number(self, name: str) -> float | None:
+        value = self.data.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise SandboxError(f"{name} must be a number")
+        return None if value is None else float(value)
+
+    def amount(self, name: str) -> Decimal:
+        value = self.data.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise SandboxError(f"{name} is required and must be a number")
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            raise SandboxError(f"{name} must be a number, not {value!r}") from None
+
+    def optional_date(self, name: str) -> date | None:
+        value = self.optional_text(name)
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError:
+            raise SandboxError(f"{name} must be a date (YYYY-MM-DD), not {value!r}") from None
 
     def texts(self, name: str, *, nullable: bool = False) -> list[str] | None:
         value = self.data.get(name)
@@ -88,6 +134,7 @@ def _tenant_json(tenant: Tenant) -> dict[str, Any]:
         "currency": tenant.currency,
         "contacts": len(tenant.contacts),
         "projects": len(tenant.projects),
+        "invoices": len(tenant.invoices),
         "users": len(tenant.users),
     }
 
@@ -98,13 +145,25 @@ def _merged(current: Any, body: _Body, fields: set[str]) -> dict[str, Any]:
     return values
 
 
-def routes(state: SandboxState) -> list[Route]:
+def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
+    """The control routes; `dispatcher` sends the webhooks flushed over this API."""
+
+    def invoice_out(tenant_id: str, invoice: Invoice) -> dict[str, Any]:
+        return invoice_json(invoice, state.tenant(tenant_id).contacts.get(invoice.contact_id))
+
     async def reset(request: Request) -> Response:
         state.reset()
         return JSONResponse({"reset": True})
 
     async def register_app(request: Request) -> Response:
-        allowed = {"client_id", "client_secret", "redirect_uris", "webhook_key", "name"}
+        allowed = {
+            "client_id",
+            "client_secret",
+            "redirect_uris",
+            "webhook_key",
+            "webhook_url",
+            "name",
+        }
         body = await _json(request, allowed)
         app = state.register_app(
             body.text("client_id"),
@@ -112,6 +171,7 @@ def routes(state: SandboxState) -> list[Route]:
             body.texts("redirect_uris") or [],
             body.optional_text("webhook_key"),
             name=body.optional_text("name") or "syncd sandbox app",
+            webhook_url=body.optional_text("webhook_url"),
         )
         return JSONResponse(
             {"client_id": app.client_id, "redirect_uris": list(app.redirect_uris)},
@@ -178,6 +238,25 @@ def routes(state: SandboxState) -> list[Route]:
         )
         return JSONResponse(contact_json(contact), status_code=201)
 
+    async def update_contact(request: Request) -> Response:
+        fields = {
+            "name",
+            "email",
+            "first_name",
+            "last_name",
+            "contact_number",
+            "account_number",
+            "status",
+        }
+        body = await _json(request, fields)
+        changes = {name: body.optional_text(name) for name in body.data}
+        if "status" in changes and changes["status"] is None:
+            raise SandboxError("status must be a string")
+        contact = state.update_contact(
+            request.path_params["tenant_id"], request.path_params["contact_id"], **changes
+        )
+        return JSONResponse(contact_json(contact))
+
     async def archive_contact(request: Request) -> Response:
         contact = state.archive_contact(
             request.path_params["tenant_id"], request.path_params["contact_id"]
@@ -222,6 +301,88 @@ def routes(state: SandboxState) -> list[Route]:
         )
         return JSONResponse(project_json(project))
 
+    async def invoices(request: Request) -> Response:
+        tenant = state.tenant(request.path_params["tenant_id"])
+        if request.method == "GET":
+            return JSONResponse(
+                [invoice_out(tenant.tenant_id, i) for i in tenant.invoices.values()]
+            )
+        allowed = {
+            "contact_id",
+            "total",
+            "reference",
+            "status",
+            "invoice_number",
+            "issued_on",
+            "due_on",
+        }
+        body = await _json(request, allowed)
+        invoice = state.add_invoice(
+            tenant.tenant_id,
+            contact_id=body.text("contact_id"),
+            total=body.amount("total"),
+            reference=body.optional_text("reference"),
+            status=body.optional_text("status") or "AUTHORISED",
+            invoice_number=body.optional_text("invoice_number"),
+            issued_on=body.optional_date("issued_on"),
+            due_on=body.optional_date("due_on"),
+        )
+        return JSONResponse(invoice_out(tenant.tenant_id, invoice), status_code=201)
+
+    async def one_invoice(request: Request) -> Response:
+        tenant_id = request.path_params["tenant_id"]
+        invoice = state.invoice(tenant_id, request.path_params["invoice_id"])
+        return JSONResponse(invoice_out(tenant_id, invoice))
+
+    async def invoice_status(request: Request) -> Response:
+        body = await _json(request, {"status"})
+        tenant_id = request.path_params["tenant_id"]
+        invoice = state.update_invoice_status(
+            tenant_id, request.path_params["invoice_id"], body.text("status")
+        )
+        return JSONResponse(invoice_out(tenant_id, invoice))
+
+    async def webhooks(request: Request) -> Response:
+        if request.method == "PUT":
+            fields = {"client_id", "url", "enabled", "webhook_key", "max_attempts", "retry_hours"}
+            body = await _json(request, fields)
+            subscription = state.configure_webhooks(
+                body.optional_text("url"),
+                client_id=body.optional_text("client_id"),
+                enabled=body.optional_bool("enabled"),
+                webhook_key=body.optional_text("webhook_key"),
+                max_attempts=body.optional_int("max_attempts"),
+                retry_hours=body.optional_number("retry_hours"),
+            )
+            return JSONResponse(state.webhooks.describe(subscription.client_id))
+        return JSONResponse(
+            {
+                "webhooks_enabled": state.faults.webhooks_enabled,
+                "subscriptions": [
+                    state.webhooks.describe(client_id) for client_id in state.webhooks.subscriptions
+                ],
+            }
+        )
+
+    async def flush_webhooks(request: Request) -> Response:
+        sent = await dispatcher.flush()
+        return JSONResponse({"deliveries": [delivery.as_json() for delivery in sent]})
+
+    async def intent_to_receive(request: Request) -> Response:
+        body = await _json(request, {"client_id"})
+        result = await dispatcher.intent_to_receive(body.optional_text("client_id"))
+        return JSONResponse(result.as_json())
+
+    async def deliveries(request: Request) -> Response:
+        raw = request.query_params.get("since", "0")
+        try:
+            since = int(raw)
+        except ValueError:
+            raise SandboxError(f"since must be an integer, not {raw!r}") from None
+        found = state.webhooks.deliveries_since(since)
+        last = found[-1].seq if found else since
+        return JSONResponse({"deliveries": [d.as_json() for d in found], "last_seq": last})
+
     async def limits(request: Request) -> Response:
         if request.method == "PUT":
             fields = {"per_minute", "per_day", "concurrent", "app_per_minute"}
@@ -242,6 +403,8 @@ def routes(state: SandboxState) -> list[Route]:
                 "path_prefix",
                 "drop_mode",
                 "drop_hang_seconds",
+                "lose_webhooks_next",
+                "webhooks_enabled",
             }
             body = await _json(request, fields)
             state.faults = Faults(**_merged(state.faults, body, fields))
@@ -297,10 +460,14 @@ def routes(state: SandboxState) -> list[Route]:
         ("/consent", consent, ["GET", "PUT"]),
         ("/tenants/{tenant_id}/users", users, ["GET", "POST"]),
         ("/tenants/{tenant_id}/contacts", contacts, ["GET", "POST"]),
+        ("/tenants/{tenant_id}/contacts/{contact_id}", update_contact, ["PATCH"]),
         ("/tenants/{tenant_id}/contacts/{contact_id}/archive", archive_contact, ["POST"]),
         ("/tenants/{tenant_id}/projects", projects, ["GET", "POST"]),
         ("/tenants/{tenant_id}/projects/{project_id}", one_project, ["GET", "DELETE"]),
         ("/tenants/{tenant_id}/projects/{project_id}/status", project_status, ["PUT"]),
+        ("/tenants/{tenant_id}/invoices", invoices, ["GET", "POST"]),
+        ("/tenants/{tenant_id}/invoices/{invoice_id}", one_invoice, ["GET"]),
+        ("/tenants/{tenant_id}/invoices/{invoice_id}/status", invoice_status, ["PUT"]),
         ("/tenants/{tenant_id}/checks", report, ["GET"]),
         ("/limits", limits, ["GET", "PUT"]),
         ("/faults", faults, ["GET", "PUT"]),
@@ -308,5 +475,9 @@ def routes(state: SandboxState) -> list[Route]:
         ("/revoke-refresh-tokens", revoke_refresh_tokens, ["POST"]),
         ("/connections", connections, ["GET"]),
         ("/ledger", ledger, ["GET"]),
+        ("/webhooks", webhooks, ["GET", "PUT"]),
+        ("/webhooks/flush", flush_webhooks, ["POST"]),
+        ("/webhooks/intent-to-receive", intent_to_receive, ["POST"]),
+        ("/webhooks/deliveries", deliveries, ["GET"]),
     ]
     return [Route(PREFIX + path, _guarded(h), methods=methods) for path, h, methods in table]

@@ -47,10 +47,16 @@ def kind_of(path: str) -> Kind:
 def required_scopes(path: str, method: str) -> tuple[str, ...] | None:
     """Scopes of which a token needs one for this call (None: no scope rule simulated)."""
     lower = path.lower()
+    read: tuple[str, ...]
+    write: tuple[str, ...]
     if lower.startswith("/projects.xro/2.0/"):
         read, write = ("projects", "projects.read"), ("projects",)
     elif lower.startswith("/api.xro/2.0/contacts"):
         read, write = ("accounting.contacts", "accounting.contacts.read"), ("accounting.contacts",)
+    elif lower.startswith("/api.xro/2.0/invoices"):
+        # The broad scopes, or the granular ones that replace them (xero-facts 2.4).
+        write = ("accounting.transactions", "accounting.invoices")
+        read = (*write, "accounting.transactions.read", "accounting.invoices.read")
     else:
         return None
     return write if method in _WRITES else read

@@ -1,5 +1,5 @@
-"""Value types of the simulated Xero world: tenants, contacts, projects, apps, limits, faults,
-the ledger.
+"""Value types of the simulated Xero world: tenants, contacts, projects, invoices, apps, limits,
+faults, the ledger.
 
 Plain frozen dataclasses and Xero's date formats; no IO. Imports nothing from syncd.
 """
@@ -7,7 +7,7 @@ Plain frozen dataclasses and Xero's date formats; no IO. Imports nothing from sy
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -15,6 +15,15 @@ ProjectStatus = Literal["INPROGRESS", "CLOSED"]
 PROJECT_STATUSES: tuple[ProjectStatus, ...] = ("INPROGRESS", "CLOSED")
 ContactStatus = Literal["ACTIVE", "ARCHIVED", "GDPRREQUEST"]
 CONTACT_STATUSES: tuple[ContactStatus, ...] = ("ACTIVE", "ARCHIVED", "GDPRREQUEST")
+InvoiceStatus = Literal["DRAFT", "SUBMITTED", "DELETED", "AUTHORISED", "PAID", "VOIDED"]
+INVOICE_STATUSES: tuple[InvoiceStatus, ...] = (
+    "DRAFT",
+    "SUBMITTED",
+    "DELETED",
+    "AUTHORISED",
+    "PAID",
+    "VOIDED",
+)
 DropMode = Literal["raise", "hang"]
 RateProblem = Literal["minute", "day", "concurrent", "appminute"]
 
@@ -24,7 +33,7 @@ class SandboxError(ValueError):
 
 
 class UnknownEntity(SandboxError, LookupError):
-    """The tenant, contact or project named does not exist."""
+    """The tenant, contact, project or invoice named does not exist."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +82,22 @@ class Project:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Invoice:
+    """An Accounting API sales invoice (ACCREC): one total, no line items, no tax simulated."""
+
+    invoice_id: str
+    invoice_number: str
+    contact_id: str
+    total: Decimal
+    currency: str
+    status: InvoiceStatus = "AUTHORISED"
+    reference: str | None = None
+    issued_on: date
+    due_on: date
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Tenant:
     """One connected organisation. The containers are the tenant's live, mutable world."""
 
@@ -82,6 +107,7 @@ class Tenant:
     currency: str = "AUD"
     contacts: dict[str, Contact] = field(default_factory=dict)
     projects: dict[str, Project] = field(default_factory=dict)
+    invoices: dict[str, Invoice] = field(default_factory=dict)
     users: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -123,6 +149,9 @@ class Faults:
     applied; `drop_next` answers are lost after the call was applied (`drop_mode` "raise": the
     in-process client sees `httpx.RemoteProtocolError`; "hang": the server waits
     `drop_hang_seconds` of the sandbox clock and answers 504, for clients over a real socket).
+    Webhooks: `lose_webhooks_next` events about to be queued are silently lost instead (a Xero
+    outage; what reconciliation must heal); with `webhooks_enabled` off the world still changes
+    but nothing is queued or sent (syncd must then rely on its poller).
     A control knob, so mutable (`state.faults.fail_next = 2`); every assignment is checked.
     """
 
@@ -133,11 +162,13 @@ class Faults:
     path_prefix: str | None = None
     drop_mode: DropMode = "raise"
     drop_hang_seconds: float = 30.0
+    lose_webhooks_next: int = 0
+    webhooks_enabled: bool = True
 
     def __setattr__(self, name: str, value: object) -> None:
         if name in ("latency_ms", "drop_hang_seconds"):
             _seconds(name, value)
-        elif name in ("fail_next", "drop_next"):
+        elif name in ("fail_next", "drop_next", "lose_webhooks_next"):
             _whole(name, value, low=0)
         elif name == "fail_status":
             _whole(name, value, low=400, high=599)
@@ -145,6 +176,8 @@ class Faults:
             raise SandboxError(f"path_prefix must be a string or null, not {value!r}")
         elif name == "drop_mode" and value not in ("raise", "hang"):
             raise SandboxError(f"drop_mode must be 'raise' or 'hang', not {value!r}")
+        elif name == "webhooks_enabled" and not isinstance(value, bool):
+            raise SandboxError(f"webhooks_enabled must be true or false, not {value!r}")
         object.__setattr__(self, name, value)
 
     def applies_to(self, path: str) -> bool:
@@ -199,6 +232,11 @@ def ms_date(value: datetime, *, offset: bool = True) -> str:
     """The Accounting API's .NET JSON date: `/Date(1503348544227+0000)/`."""
     millis = int(value.astimezone(UTC).timestamp() * 1000)
     return f"/Date({millis}+0000)/" if offset else f"/Date({millis})/"
+
+
+def ms_day(value: date) -> str:
+    """A calendar date in the .NET form, at midnight UTC: `/Date(1539993600000+0000)/`."""
+    return ms_date(datetime(value.year, value.month, value.day, tzinfo=UTC))
 
 
 def utc_iso(value: datetime) -> str:

@@ -1,23 +1,32 @@
-"""The sandbox's in-memory world, in plain Python: apps, tenants and their contacts, projects and
-users, credentials, limits, faults and the ledger. The HTTP layer and the control API both drive
-this object; tests may drive it directly.
+"""The sandbox's in-memory world, in plain Python: apps, tenants and their contacts, projects,
+invoices and users, credentials, limits, faults, the ledger and the webhook queue. The HTTP layer
+and the control API both drive this object; tests may drive it directly.
+
+Every change a Xero user or an API call makes goes through a method here, which also queues the
+webhook event Xero (or, for projects, syncd's design) would send about it.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import replace
-from datetime import datetime
-from decimal import Decimal
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlsplit
 
 from syncd.clock import Clock, SystemClock
+from syncd.sandbox.events import Delivery, EventCategory, EventType, Subscription, WebhookQueue
 from syncd.sandbox.limits import RateLimiter
 from syncd.sandbox.models import (
     CONTACT_STATUSES,
+    INVOICE_STATUSES,
     PROJECT_STATUSES,
     Contact,
     ContactStatus,
     Faults,
+    Invoice,
+    InvoiceStatus,
     LedgerEntry,
     Limits,
     OAuthApp,
@@ -38,6 +47,7 @@ class SandboxState:
 
     `consent_tenant_ids` picks the tenants the next authorize consents to (None: all);
     `consent_user_id` the Xero user who consents (None: the sandbox's default user).
+    `webhooks` holds each app's webhook subscription and queued events; `webhooks.py` sends them.
     """
 
     def __init__(self, clock: Clock | None = None, *, seed: int = 0) -> None:
@@ -45,6 +55,8 @@ class SandboxState:
         self.seed = seed
         self.apps: dict[str, OAuthApp] = {}
         self.faults = Faults()
+        # Its own generator, so sending webhooks never shifts the ids the world hands out.
+        self.webhooks = WebhookQueue(random.Random(f"webhooks-{seed}"))
         self._reset_world()
 
     def _reset_world(self) -> None:
@@ -59,10 +71,12 @@ class SandboxState:
         self.ledger: list[LedgerEntry] = []
         self.idempotency: dict[tuple[str, str, str, str], StoredResponse] = {}
         self._seq = 0
+        self.webhooks.clear()
 
     def reset(self) -> None:
-        """Forget tenants, credentials, ledger and limits. Apps stay registered, and the faults'
-        drop mode stays (it describes how the sandbox is served, not the world)."""
+        """Forget tenants, credentials, ledger, limits, queued webhooks and their log. Apps and
+        their webhook subscriptions stay registered, and the faults' drop mode stays (it
+        describes how the sandbox is served, not the world)."""
         self._reset_world()
         self.faults = Faults(
             drop_mode=self.faults.drop_mode, drop_hang_seconds=self.faults.drop_hang_seconds
@@ -84,7 +98,10 @@ class SandboxState:
         webhook_key: str | None = None,
         *,
         name: str = "syncd sandbox app",
+        webhook_url: str | None = None,
     ) -> OAuthApp:
+        """Register (or re-register) an app; with `webhook_url` (and a key) its webhook is set up
+        as `configure_webhooks` does."""
         if not client_id.strip():
             raise SandboxError("client_id must not be empty")
         if not redirect_uris or any(not uri.strip() for uri in redirect_uris):
@@ -97,6 +114,8 @@ class SandboxState:
             name=name,
         )
         self.apps[client_id] = app
+        if webhook_url is not None:
+            self.configure_webhooks(webhook_url, client_id=client_id)
         return app
 
     def add_tenant(
@@ -162,7 +181,9 @@ class SandboxState:
             status=status,
             updated_at=self.clock.now(),
         )
-        self.tenant(tenant_id).contacts[contact.contact_id] = contact
+        tenant = self.tenant(tenant_id)
+        tenant.contacts[contact.contact_id] = contact
+        self._emit(tenant.tenant_id, "CONTACT", "CREATE", contact.contact_id)
         return contact
 
     def contact(self, tenant_id: str, contact_id: str) -> Contact:
@@ -172,12 +193,28 @@ class SandboxState:
             raise UnknownEntity(f"unknown contact {contact_id}") from None
 
     def save_contact(self, tenant_id: str, contact: Contact) -> Contact:
+        """Store a new or changed contact (CONTACT CREATE or UPDATE)."""
+        tenant = self.tenant(tenant_id)
         stamped = replace(contact, updated_at=self.clock.now())
-        self.tenant(tenant_id).contacts[stamped.contact_id] = stamped
+        event_type: EventType = "UPDATE" if stamped.contact_id in tenant.contacts else "CREATE"
+        tenant.contacts[stamped.contact_id] = stamped
+        self._emit(tenant.tenant_id, "CONTACT", event_type, stamped.contact_id)
         return stamped
 
+    def update_contact(self, tenant_id: str, contact_id: str, **changes: Any) -> Contact:
+        """Edit a contact's fields (e.g. `name`, `email`) as a Xero user would."""
+        current = self.contact(tenant_id, contact_id)
+        if "contact_id" in changes or "updated_at" in changes:
+            raise SandboxError("contact_id and updated_at cannot be changed")
+        name = changes.get("name", current.name)
+        if not isinstance(name, str) or not name.strip():
+            raise SandboxError("contact name must not be empty")
+        if changes.get("status", current.status) not in CONTACT_STATUSES:
+            raise SandboxError(f"contact status must be one of {', '.join(CONTACT_STATUSES)}")
+        return self.save_contact(tenant_id, replace(current, **changes))
+
     def archive_contact(self, tenant_id: str, contact_id: str) -> Contact:
-        """Archive a contact as a Xero user would."""
+        """Archive a contact as a Xero user would (Xero sends it as a CONTACT UPDATE)."""
         return self.save_contact(
             tenant_id, replace(self.contact(tenant_id, contact_id), status="ARCHIVED")
         )
@@ -215,11 +252,20 @@ class SandboxState:
             raise UnknownEntity(f"unknown project {project_id}") from None
 
     def save_project(self, tenant_id: str, project: Project) -> Project:
-        self.tenant(tenant_id).projects[project.project_id] = project
+        """Store a changed project; a change of status queues a PROJECT event (Xero has no
+        Projects webhooks: these follow syncd's design, in Xero's envelope)."""
+        tenant = self.tenant(tenant_id)
+        before = tenant.projects.get(project.project_id)
+        tenant.projects[project.project_id] = project
+        if before is not None and before.status != project.status:
+            event_type: EventType = (
+                "project.completed" if project.status == "CLOSED" else "project.status.changed"
+            )
+            self._emit(tenant.tenant_id, "PROJECT", event_type, project.project_id)
         return project
 
     def set_project_status(self, tenant_id: str, project_id: str, status: str) -> Project:
-        """Change a project's state as a Xero user would."""
+        """Change a project's state as a Xero user (or the API's PATCH) would."""
         checked = _project_status(status)
         return self.save_project(
             tenant_id, replace(self.project(tenant_id, project_id), status=checked)
@@ -229,6 +275,175 @@ class SandboxState:
         """Simulate a job deleted in Xero: it disappears from every API answer."""
         self.project(tenant_id, project_id)
         del self.tenant(tenant_id).projects[project_id.lower()]
+
+    # -- invoices -------------------------------------------------------------------------
+
+    def add_invoice(
+        self,
+        tenant_id: str,
+        *,
+        contact_id: str,
+        total: Decimal,
+        reference: str | None = None,
+        status: str = "AUTHORISED",
+        invoice_number: str | None = None,
+        issued_on: date | None = None,
+        due_on: date | None = None,
+    ) -> Invoice:
+        """Raise a sales invoice (ACCREC) to a contact of the tenant, as a Xero user would.
+        Numbers run INV-0001, INV-0002, ... unless given; due 30 days after issue by default."""
+        tenant = self.tenant(tenant_id)
+        contact = self.contact(tenant_id, contact_id)
+        number = invoice_number if invoice_number is not None else _next_number(tenant)
+        if not number.strip() or len(number) > 255:
+            raise SandboxError("invoice_number must be 1 to 255 characters")
+        if any(other.invoice_number == number for other in tenant.invoices.values()):
+            raise SandboxError(f"invoice number {number} is already used")
+        issued = issued_on or self.clock.now().date()
+        due = due_on or issued + timedelta(days=30)
+        if due < issued:
+            raise SandboxError("an invoice cannot be due before it is issued")
+        invoice = Invoice(
+            invoice_id=self.new_id(),
+            invoice_number=number,
+            contact_id=contact.contact_id,
+            total=_amount(total),
+            currency=tenant.currency,
+            status=_invoice_status(status),
+            reference=reference,
+            issued_on=issued,
+            due_on=due,
+            updated_at=self.clock.now(),
+        )
+        return self.save_invoice(tenant.tenant_id, invoice)
+
+    def invoice(self, tenant_id: str, invoice_id: str) -> Invoice:
+        try:
+            return self.tenant(tenant_id).invoices[invoice_id.lower()]
+        except KeyError:
+            raise UnknownEntity(f"unknown invoice {invoice_id}") from None
+
+    def save_invoice(self, tenant_id: str, invoice: Invoice) -> Invoice:
+        """Store a new or changed invoice (INVOICE CREATE or UPDATE)."""
+        tenant = self.tenant(tenant_id)
+        stamped = replace(invoice, updated_at=self.clock.now())
+        event_type: EventType = "UPDATE" if stamped.invoice_id in tenant.invoices else "CREATE"
+        tenant.invoices[stamped.invoice_id] = stamped
+        self._emit(tenant.tenant_id, "INVOICE", event_type, stamped.invoice_id)
+        return stamped
+
+    def update_invoice_status(self, tenant_id: str, invoice_id: str, status: str) -> Invoice:
+        """Approve, pay, void or delete an invoice as a Xero user would."""
+        checked = _invoice_status(status)
+        return self.save_invoice(
+            tenant_id, replace(self.invoice(tenant_id, invoice_id), status=checked)
+        )
+
+    # -- webhooks -------------------------------------------------------------------------
+
+    @property
+    def webhook_deliveries(self) -> list[Delivery]:
+        """Every webhook POST made (or tried) since the last reset, oldest first."""
+        return self.webhooks.deliveries
+
+    def configure_webhooks(
+        self,
+        url: str | None = None,
+        *,
+        client_id: str | None = None,
+        enabled: bool | None = None,
+        webhook_key: str | None = None,
+        max_attempts: int | None = None,
+        retry_hours: float | None = None,
+    ) -> Subscription:
+        """Set up or change an app's webhook (None: leave as is). `client_id` may be omitted
+        when exactly one app has a webhook key. A new webhook needs `url`; `webhook_key`
+        replaces the app's signing key (a key rotation in Xero's portal)."""
+        app = self._webhook_app(client_id)
+        if webhook_key is not None and not webhook_key.strip():
+            raise SandboxError("webhook_key must not be empty")
+        if not (webhook_key or app.webhook_key):
+            raise SandboxError(
+                f"app {app.client_id} has no webhook_key: register it with one or send one"
+            )
+        checked_url = _webhook_url(url) if url is not None else None
+        subscription = self.webhooks.subscriptions.get(app.client_id)
+        if subscription is None and checked_url is None:
+            raise SandboxError("url is required to set up a webhook")
+
+        def apply(target: Subscription) -> None:
+            if checked_url is not None:
+                target.url = checked_url
+            if enabled is not None:
+                target.enabled = enabled
+            if max_attempts is not None:
+                target.max_attempts = max_attempts
+            if retry_hours is not None:
+                target.retry_hours = retry_hours
+
+        # On a scratch copy first: a refused setting then changes nothing.
+        apply(Subscription(client_id=app.client_id, url=""))
+        if webhook_key is not None:
+            self.apps[app.client_id] = replace(app, webhook_key=webhook_key)
+        if subscription is None:
+            subscription = Subscription(client_id=app.client_id, url=checked_url or "")
+            self.webhooks.subscriptions[app.client_id] = subscription
+        apply(subscription)
+        return subscription
+
+    def webhook_subscription(self, client_id: str | None = None) -> Subscription:
+        """An app's webhook; `client_id` may be omitted when only one app has one."""
+        subscriptions = self.webhooks.subscriptions
+        if client_id is not None:
+            try:
+                return subscriptions[client_id]
+            except KeyError:
+                raise UnknownEntity(f"app {client_id} has no webhook configured") from None
+        if len(subscriptions) != 1:
+            raise SandboxError(
+                f"client_id is required: {len(subscriptions)} apps have a webhook configured"
+            )
+        return next(iter(subscriptions.values()))
+
+    def _webhook_app(self, client_id: str | None) -> OAuthApp:
+        if client_id is not None:
+            try:
+                return self.apps[client_id]
+            except KeyError:
+                raise UnknownEntity(f"unknown app {client_id}") from None
+        keyed = [app for app in self.apps.values() if app.webhook_key]
+        if len(keyed) != 1:
+            raise SandboxError(f"client_id is required: {len(keyed)} apps have a webhook key")
+        return keyed[0]
+
+    def _emit(
+        self, tenant_id: str, category: EventCategory, event_type: EventType, resource_id: str
+    ) -> None:
+        """Queue an event for every app whose webhook is live and which is connected to the
+        tenant (Xero only tells an app about organisations connected to it)."""
+        if not self.faults.webhooks_enabled:
+            return
+        connected = {
+            c.client_id for c in self.authority.connections.values() if c.tenant_id == tenant_id
+        }
+        for subscription in self.webhooks.subscriptions.values():
+            app = self.apps.get(subscription.client_id)
+            if not subscription.active or app is None or not app.webhook_key:
+                continue
+            if subscription.client_id not in connected:
+                continue
+            lost = self.faults.lose_webhooks_next > 0
+            if lost:
+                self.faults.lose_webhooks_next -= 1
+            self.webhooks.queue(
+                subscription.client_id,
+                category=category,
+                event_type=event_type,
+                resource_id=resource_id,
+                tenant_id=tenant_id,
+                at=self.clock.now(),
+                lost=lost,
+            )
 
     # -- limits, faults, credentials ------------------------------------------------------
 
@@ -271,6 +486,42 @@ class SandboxState:
 
     def ledger_since(self, seq: int = 0) -> list[LedgerEntry]:
         return [entry for entry in self.ledger if entry.seq > seq]
+
+
+def _invoice_status(value: str) -> InvoiceStatus:
+    for status in INVOICE_STATUSES:
+        if value == status:
+            return status
+    raise SandboxError(f"invoice status must be one of {', '.join(INVOICE_STATUSES)}")
+
+
+def _amount(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int, str)):
+        raise SandboxError(f"invoice total must be a Decimal, not {value!r}")
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise SandboxError(f"invoice total must be a number, not {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise SandboxError(f"invoice total must not be negative, not {value!r}")
+    return amount.quantize(Decimal("0.01"))
+
+
+def _next_number(tenant: Tenant) -> str:
+    used = {invoice.invoice_number for invoice in tenant.invoices.values()}
+    number = len(used) + 1
+    while f"INV-{number:04d}" in used:
+        number += 1
+    return f"INV-{number:04d}"
+
+
+def _webhook_url(url: str) -> str:
+    """An absolute http(s) URL (Xero insists on https; the sandbox also delivers to http, for
+    local demos and tests)."""
+    parts = urlsplit(url.strip()) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SandboxError(f"url must be an absolute http(s) URL, not {url!r}")
+    return url.strip()
 
 
 def _project_status(value: str) -> ProjectStatus:

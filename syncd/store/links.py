@@ -21,6 +21,12 @@ class JobLinkRepository(TenantRepository[JobLink]):
             statement = statement.with_for_update()
         return await self.first(statement)
 
+    async def get(self, *, company: CompanyId, link_id: int, lock: bool = False) -> JobLink | None:
+        statement = self.scoped(company).where(JobLink.id == link_id)
+        if lock:
+            statement = statement.with_for_update()
+        return await self.first(statement)
+
     async def for_job(self, *, company: CompanyId, job_id: str) -> list[JobLink]:
         return await self.all(self.scoped(company).where(JobLink.xero_job_id == job_id))
 

@@ -189,7 +189,8 @@ class OutboxTask(Base):
     order_key: Mapped[str | None] = mapped_column(String(100))
     state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|running|done|dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    # None: the worker's configured policy decides (SYNCD_OUTBOX_MAX_ATTEMPTS).
+    max_attempts: Mapped[int | None] = mapped_column(Integer)
     run_after: Mapped[datetime]
     leased_until: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(64))
@@ -224,12 +225,63 @@ class InboxEvent(Base):
     event_date: Mapped[datetime | None]
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     raw_body: Mapped[str | None] = mapped_column(Text)  # quarantined payloads only
+    # pending|processing|done|ignored|failed|quarantined
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
     leased_until: Mapped[datetime | None]
     result: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
+
+
+class SyncConflict(Base):
+    """Both sides changed a request's status since the last sync; how the policy settled it."""
+
+    __tablename__ = "sync_conflicts"
+    __table_args__ = (Index(None, "company_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    company_id: Mapped[str] = mapped_column(COMPANY)
+    request_id: Mapped[str] = mapped_column(String(36))
+    crm_status: Mapped[str] = mapped_column(String(20))
+    xero_state: Mapped[str] = mapped_column(String(40))
+    policy: Mapped[str] = mapped_column(String(20))
+    resolution: Mapped[str] = mapped_column(String(200))  # what was kept, or "manual: open"
+    created_at: Mapped[datetime]
+
+
+class SyncSettingsVersion(Base):
+    """A practice's sync settings; every change is a new version (who, when, what)."""
+
+    __tablename__ = "sync_settings"
+
+    company_id: Mapped[str] = mapped_column(COMPANY, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    changed_by: Mapped[str | None] = mapped_column(String(36))
+    changed_at: Mapped[datetime]
+
+
+class JobInvoice(Base):
+    """An invoice raised in Xero that syncd could tie to a request's job."""
+
+    __tablename__ = "job_invoices"
+    __table_args__ = (
+        UniqueConstraint("company_id", "invoice_id"),
+        Index(None, "company_id", "request_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    company_id: Mapped[str] = mapped_column(COMPANY)
+    request_id: Mapped[str] = mapped_column(String(36))
+    invoice_id: Mapped[str] = mapped_column(String(36))
+    invoice_number: Mapped[str | None] = mapped_column(String(50))
+    status: Mapped[str | None] = mapped_column(String(20))
+    total: Mapped[str | None] = mapped_column(String(40))  # Decimal as text: exact everywhere
+    currency: Mapped[str | None] = mapped_column(String(3))
+    linked_by: Mapped[str] = mapped_column(String(20))  # reference|contact
+    updated_at: Mapped[datetime]
 
 
 class SyncLogEntry(Base):

@@ -81,11 +81,19 @@ def _mac(key: bytes, message: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode("utf-8")).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> str:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
+
+
 def sign_token(key: bytes, *parts: str) -> str:
-    """`part1.part2....mac`: tamper-evident, not secret (parts must not contain dots)."""
-    if any("." in part or not part for part in parts):
-        raise ValueError("signed parts must be non-empty and dot-free")
-    body = ".".join(parts)
+    """`part1.part2....mac` with each part base64url-encoded: tamper-evident, not secret."""
+    if any(not part for part in parts):
+        raise ValueError("signed parts must be non-empty")
+    body = ".".join(_b64(part) for part in parts)
     return f"{body}.{_mac(key, body)}"
 
 
@@ -96,7 +104,10 @@ def unsign_token(key: bytes, token: str, *, parts: int) -> list[str]:
     body = ".".join(pieces[:-1])
     if not hmac.compare_digest(_mac(key, body), pieces[-1]):
         raise StateError("state signature does not match")
-    return pieces[:-1]
+    try:
+        return [_unb64(piece) for piece in pieces[:-1]]
+    except (ValueError, UnicodeDecodeError):
+        raise StateError("malformed state") from None
 
 
 def state_signing_key(secret: str) -> bytes:

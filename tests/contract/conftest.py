@@ -9,7 +9,7 @@ import pytest
 
 from syncd.sandbox.app import create_sandbox_app
 from syncd.sandbox.state import SandboxState
-from tests.contract.openapi import RecordingTransport, load_spec
+from tests.contract.openapi import RecordingTransport, load_document, load_spec
 from tests.fakes import ManualClock
 from tests.sandbox.flow import client_for, seeded_state
 
@@ -19,6 +19,7 @@ def specs() -> None:
     """Skip (with instructions) when the specs are absent; parse them once per session."""
     for name in ("projects", "accounting", "identity"):
         load_spec(name)
+    load_document("webhooks")
 
 
 @pytest.fixture

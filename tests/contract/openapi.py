@@ -1,6 +1,7 @@
 """Xero's official OpenAPI specs for contract tests: loading (parsed once per session), a
-recording httpx transport, and `assert_conforms`, which checks recorded requests and responses
-against the spec of the Xero host they were meant for.
+recording httpx transport, `assert_conforms`, which checks recorded requests and responses
+against the spec of the Xero host they were meant for, and `webhook_errors`, which checks a
+webhook body the sandbox sent against the webhooks spec's payload schema.
 
 The specs are read from `SYNCD_XERO_OPENAPI_DIR` (default `<repo>/../shared/xero-openapi`).
 A few known defects of the published specs are repaired in memory before use; each repair is
@@ -9,13 +10,15 @@ listed in `REPAIRS` with the reason, so a discrepancy is never silently papered 
 
 from __future__ import annotations
 
+import copy
 import functools
+import json
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 import httpx
@@ -23,7 +26,7 @@ import pytest
 import yaml
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
-from openapi_schema_validator import OAS30Validator
+from openapi_schema_validator import OAS30Validator, OAS31Validator, oas31_format_checker
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 SPEC_FILES = {
@@ -112,10 +115,22 @@ def _comma_separated_project_ids(document: dict[str, Any]) -> int:
     return 0
 
 
+def _event_dates_without_zone(document: dict[str, Any]) -> int:
+    """Webhooks: `eventDateUtc` is declared `format: date-time` (RFC 3339, which needs a zone),
+    but Xero sends it without one, with milliseconds, as the spec's own examples show. Repair:
+    a pattern for Xero's actual form."""
+    events = document["components"]["schemas"]["WebhookEvent"]["properties"]["events"]
+    date = events["items"]["properties"]["eventDateUtc"]
+    date.pop("format", None)
+    date["pattern"] = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}$"
+    return 1
+
+
 REPAIRS: dict[str, tuple[Callable[[dict[str, Any]], int], ...]] = {
     "accounting": (_booleans_from_strings,),
     "identity": (_connection_dates,),
     "projects": (_comma_separated_project_ids,),
+    "webhooks": (_event_dates_without_zone,),
 }
 
 
@@ -344,3 +359,45 @@ def assert_conforms(pairs: Iterable[tuple[httpx.Request, httpx.Response | None]]
     if failures:
         raise AssertionError("not as Xero's spec says:\n\n" + "\n\n".join(failures))
     return checked
+
+
+# -- webhook payloads -------------------------------------------------------------------------
+
+PayloadKind = Literal["spec", "project", "intent"]
+PROJECT_EVENT_TYPES = ("project.status.changed", "project.completed")
+
+
+def webhook_schema(kind: PayloadKind = "spec") -> dict[str, Any]:
+    """The webhooks spec's `WebhookEvent` payload schema (JSON Schema 2020-12, OpenAPI 3.1's
+    dialect), for one kind of body:
+
+    - "spec": as published (repaired), for CONTACT and INVOICE deliveries.
+    - "project": PROJECT events are outside Xero's spec by design (Xero has no Projects
+      webhooks; syncd accepts the CRM design's project events in Xero's envelope). Same
+      envelope and event fields, with eventCategory PROJECT and the design's two eventTypes
+      in place of the spec's closed lists.
+    - "intent": intent-to-receive bodies, which carry no events and sequence numbers 0, below
+      the spec's minimum of 1 (xero-facts 1.4, 1.6).
+    """
+    schema: dict[str, Any] = copy.deepcopy(
+        load_document("webhooks")["components"]["schemas"]["WebhookEvent"]
+    )
+    properties = schema["properties"]
+    if kind == "project":
+        item = properties["events"]["items"]["properties"]
+        item["eventCategory"] = {"type": "string", "const": "PROJECT"}
+        item["eventType"] = {"type": "string", "enum": list(PROJECT_EVENT_TYPES)}
+    elif kind == "intent":
+        properties["events"]["maxItems"] = 0
+        for name in ("firstEventSequence", "lastEventSequence"):
+            properties[name] = {"type": "integer", "const": 0}
+    return schema
+
+
+def webhook_errors(body: bytes, kind: PayloadKind = "spec") -> list[str]:
+    """Everything about a webhook body that disagrees with the schema (empty: it conforms)."""
+    validator = OAS31Validator(webhook_schema(kind), format_checker=oas31_format_checker)
+    return [
+        f"{error.message} at {list(error.absolute_path)}"
+        for error in validator.iter_errors(json.loads(body))
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from tests.sandbox.flow import (
     PKCE_CLIENT_ID,
     PROJECTS,
     REDIRECT,
+    SCOPES,
     authorize,
     connect,
     pkce_pair,
@@ -280,3 +282,40 @@ def test_missing_specs_skip_with_instructions(
     with pytest.raises(pytest.skip.Exception, match=r"github\.com/XeroAPI/Xero-OpenAPI") as skipped:
         openapi._require("projects")
     assert str(tmp_path) in str(skipped.value)
+
+
+async def test_invoices_endpoints_conform(
+    client: httpx.AsyncClient, recorder: RecordingTransport, state: SandboxState
+) -> None:
+    """Invoices get/list (where, IDs, numbers, contacts, statuses, order, paging) conform."""
+    session = await connect(client, scope=f"{SCOPES} accounting.transactions.read")
+    contact = state.add_contact(session.tenant_id, "Acme Ltd")
+    draft = state.add_invoice(
+        session.tenant_id, contact_id=contact.contact_id, total=Decimal("40.00"), status="DRAFT"
+    )
+    paid = state.add_invoice(
+        session.tenant_id, contact_id=contact.contact_id, total=Decimal("46"), reference="J-2"
+    )
+    state.update_invoice_status(session.tenant_id, paid.invoice_id, "PAID")
+    url = f"{ACCOUNTING}/Invoices"
+    await client.get(f"{url}/{draft.invoice_id}", headers=session.headers())
+    await client.get(f"{url}/{paid.invoice_id}", headers=session.headers())
+    await client.get(url, headers=session.headers())
+    await client.get(url, params={"where": 'Status=="DRAFT"'}, headers=session.headers())
+    await client.get(
+        url,
+        params={
+            "IDs": f"{draft.invoice_id},{paid.invoice_id}",
+            "ContactIDs": contact.contact_id,
+            "Statuses": "DRAFT,PAID",
+            "InvoiceNumbers": "INV-0001",
+            "order": "InvoiceNumber DESC",
+            "page": 1,
+            "pageSize": 10,
+        },
+        headers=session.headers(**{"If-Modified-Since": "2020-02-06T12:17:43.202-08:00"}),
+    )
+    missing = await client.get(f"{url}/{state.new_id()}", headers=session.headers())
+    assert missing.status_code == 404
+    checked = assert_conforms(recorder.pairs)
+    assert sum(line.endswith("-> accounting") for line in checked) == 6

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import httpx
 
-from syncd.clock import SystemClock
-from syncd.services import Services
+from syncd.services import open_services
 from syncd.settings import Settings
 from syncd.store.db import Database
 from syncd.web.app import create_app
 
 
-def client_for(settings: Settings, db: Database) -> httpx.AsyncClient:
-    services = Services(settings=settings, db=db, clock=SystemClock(), vault=None)
-    app = create_app(settings, services=services, run_scheduler=False)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://syncd")
+@asynccontextmanager
+async def client_for(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    async with open_services(settings, db=db) as services:
+        app = create_app(settings, services=services, run_scheduler=False)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://syncd") as client:
+            yield client
 
 
 async def test_healthz_and_readyz_when_migrated(settings: Settings, db: Database) -> None:

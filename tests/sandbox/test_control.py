@@ -5,9 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from syncd.sandbox.app import create_sandbox_app
 from syncd.sandbox.models import Faults, Limits
 from syncd.sandbox.state import SandboxState
-from tests.sandbox.flow import PROJECTS, REDIRECT, connect
+from tests.sandbox.flow import BASE, CLIENT_ID, PROJECTS, REDIRECT, connect
+from tests.sandbox.receiver import URL, Receiver
 
 C = "/_sandbox"
 
@@ -157,3 +159,133 @@ async def test_project_status_must_be_known(client: httpx.AsyncClient, state: Sa
     assert answer.status_code == 400
     body_not_json = await client.post(f"{C}/tenants", content=b"{nope")
     assert body_not_json.status_code == 400
+
+
+async def test_webhooks_and_invoices_over_http(state: SandboxState) -> None:
+    """Configure a webhook, raise and pay an invoice, edit a contact, lose an event, flush, run
+    intent-to-receive and read the deliveries, all through /_sandbox/."""
+    receiver = Receiver("hook-key")
+    app = create_sandbox_app(state, webhook_transport=receiver.transport())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        tenant_id = next(iter(state.tenants))
+        state.consent_tenant_ids = [tenant_id]
+        await connect(client)
+        configured = await client.put(
+            f"{C}/webhooks",
+            json={"client_id": CLIENT_ID, "url": URL, "webhook_key": "hook-key", "max_attempts": 5},
+        )
+        assert configured.status_code == 200, configured.text
+        assert configured.json()["status"] == "OK"
+        assert configured.json()["max_attempts"] == 5
+        contact = await client.post(f"{C}/tenants/{tenant_id}/contacts", json={"name": "Acme"})
+        contact_id = contact.json()["ContactID"]
+        renamed = await client.patch(
+            f"{C}/tenants/{tenant_id}/contacts/{contact_id}",
+            json={"name": "Acme Holdings", "email": "jo@acme.example"},
+        )
+        assert renamed.json()["Name"] == "Acme Holdings"
+        invoice = await client.post(
+            f"{C}/tenants/{tenant_id}/invoices",
+            json={
+                "contact_id": contact_id,
+                "total": "120.50",
+                "reference": "J-7",
+                "issued_on": "2026-03-01",
+            },
+        )
+        assert invoice.status_code == 201, invoice.text
+        invoice_id = invoice.json()["InvoiceID"]
+        assert invoice.json()["Total"] == 120.5
+        paid = await client.put(
+            f"{C}/tenants/{tenant_id}/invoices/{invoice_id}/status", json={"status": "PAID"}
+        )
+        assert paid.json()["Status"] == "PAID"
+        got = await client.get(f"{C}/tenants/{tenant_id}/invoices/{invoice_id}")
+        assert got.json()["Contact"]["Name"] == "Acme Holdings"
+        assert len((await client.get(f"{C}/tenants/{tenant_id}/invoices")).json()) == 1
+        assert (await client.get(f"{C}/tenants/{tenant_id}")).json()["invoices"] == 1
+        faults = await client.put(f"{C}/faults", json={"lose_webhooks_next": 1})
+        assert faults.json()["lose_webhooks_next"] == 1
+        await client.post(f"{C}/tenants/{tenant_id}/contacts/{contact_id}/archive")
+
+        listed = (await client.get(f"{C}/webhooks")).json()
+        assert listed["webhooks_enabled"] is True
+        [subscription] = listed["subscriptions"]
+        assert (subscription["pending_events"], subscription["lost_events"]) == (4, 1)
+        flushed = (await client.post(f"{C}/webhooks/flush")).json()["deliveries"]
+        assert [(d["first_sequence"], d["last_sequence"], d["passed"]) for d in flushed] == [
+            (1, 4, True)
+        ]
+        assert [(e["eventCategory"], e["eventType"]) for e in receiver.events] == [
+            ("CONTACT", "CREATE"),
+            ("CONTACT", "UPDATE"),
+            ("INVOICE", "CREATE"),
+            ("INVOICE", "UPDATE"),
+        ]
+        intent = (await client.post(f"{C}/webhooks/intent-to-receive", json={})).json()
+        assert intent["passed"] is True
+        assert len(intent["attempts"]) == 4
+        deliveries = (await client.get(f"{C}/webhooks/deliveries")).json()
+        assert deliveries["last_seq"] == 5
+        assert [d["kind"] for d in deliveries["deliveries"]] == ["events"] + ["intent"] * 4
+        later = (await client.get(f"{C}/webhooks/deliveries", params={"since": 4})).json()
+        assert [d["seq"] for d in later["deliveries"]] == [5]
+        off = await client.put(f"{C}/webhooks", json={"enabled": False})
+        assert off.json()["enabled"] is False
+        await client.put(f"{C}/faults", json={"webhooks_enabled": False})
+        assert state.faults.webhooks_enabled is False
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("PUT", "/webhooks", {"url": URL}, 400),
+        ("PUT", "/webhooks", {"client_id": "nobody", "url": URL}, 404),
+        ("PUT", "/webhooks", {"client_id": CLIENT_ID, "url": URL, "colour": "red"}, 400),
+        ("PUT", "/webhooks", {"client_id": CLIENT_ID, "url": "ftp://x", "webhook_key": "k"}, 400),
+        ("PUT", "/webhooks", {"client_id": CLIENT_ID, "url": URL, "enabled": "yes"}, 400),
+        ("PUT", "/webhooks", {"client_id": CLIENT_ID, "url": URL, "max_attempts": 1.5}, 400),
+        ("PUT", "/webhooks", {"client_id": CLIENT_ID, "url": URL, "retry_hours": "1"}, 400),
+        ("POST", "/webhooks/intent-to-receive", {}, 400),
+        ("POST", "/webhooks/intent-to-receive", {"client_id": CLIENT_ID}, 404),
+        ("GET", "/webhooks/deliveries?since=x", None, 400),
+        ("PUT", "/faults", {"lose_webhooks_next": -1}, 400),
+        ("PUT", "/faults", {"webhooks_enabled": "no"}, 400),
+        ("POST", "/tenants/{tenant}/invoices", {"contact_id": "x", "total": 1}, 404),
+        ("POST", "/tenants/{tenant}/invoices", {"contact_id": "x"}, 400),
+        ("POST", "/tenants/{tenant}/invoices", {"contact_id": "x", "total": "lots"}, 400),
+        (
+            "POST",
+            "/tenants/{tenant}/invoices",
+            {"contact_id": "x", "total": 1, "due_on": "May"},
+            400,
+        ),
+        ("GET", "/tenants/{tenant}/invoices/nope", None, 404),
+        ("PUT", "/tenants/{tenant}/invoices/nope/status", {"status": "PAID"}, 404),
+        ("PATCH", "/tenants/{tenant}/contacts/nope", {"name": "x"}, 404),
+    ],
+)
+async def test_bad_webhook_and_invoice_input_is_refused(
+    client: httpx.AsyncClient,
+    state: SandboxState,
+    method: str,
+    path: str,
+    body: object,
+    status: int,
+) -> None:
+    """Invalid webhook, fault and invoice control calls answer 400 or 404 with a message."""
+    tenant_id = next(iter(state.tenants))
+    answer = await client.request(method, C + path.format(tenant=tenant_id), json=body)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"]
+
+
+async def test_contact_edits_are_checked(client: httpx.AsyncClient, state: SandboxState) -> None:
+    """A contact edit over HTTP refuses an empty name, an unknown status and unknown fields."""
+    tenant_id = next(iter(state.tenants))
+    contact = state.add_contact(tenant_id, "Acme")
+    url = f"{C}/tenants/{tenant_id}/contacts/{contact.contact_id}"
+    for body in ({"name": ""}, {"status": "GONE"}, {"status": None}, {"colour": "red"}):
+        answer = await client.patch(url, json=body)
+        assert answer.status_code == 400, body
+    assert state.contact(tenant_id, contact.contact_id).name == "Acme"

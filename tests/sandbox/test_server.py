@@ -10,9 +10,17 @@ import httpx
 import pytest
 
 from syncd.sandbox.models import Faults
-from syncd.sandbox.server import DEFAULT_REDIRECT_URI, build_server, build_state
+from syncd.sandbox.server import (
+    DEFAULT_REDIRECT_URI,
+    DEFAULT_WEBHOOK_URL,
+    build_server,
+    build_state,
+    serve,
+)
 from syncd.sandbox.state import SandboxState
+from syncd.sandbox.webhooks import WebhookDispatcher
 from tests.sandbox.flow import PROJECTS, pkce_pair, query_of
+from tests.sandbox.receiver import URL, Receiver
 
 
 @pytest.fixture
@@ -77,3 +85,40 @@ async def test_oauth_and_a_dropped_answer_over_a_socket(served: tuple[str, Sandb
         dropped = await client.get(f"{PROJECTS}/Projects", headers=headers)
         assert dropped.status_code == 504
         assert state.ledger[-1].fault == "drop"
+
+
+def test_a_webhook_key_points_the_seed_apps_webhook_at_syncd() -> None:
+    """With --webhook-key the seed app's webhook goes to syncd's own ingress by default."""
+    state = build_state(client_id="cli-app", webhook_key="k")
+    assert state.webhook_subscription("cli-app").url == DEFAULT_WEBHOOK_URL
+    assert build_state(client_id="cli-app").webhooks.subscriptions == {}
+
+
+async def test_the_served_sandbox_sends_webhooks_in_the_background() -> None:
+    """`serve` flushes queued webhooks on its own: nobody calls flush."""
+    state = build_state(client_id="cli-app", webhook_key="k", webhook_url=URL)
+    tenant = state.add_tenant("Demo Practice")
+    state.authority.consent(
+        app=state.apps["cli-app"],
+        redirect_uri=DEFAULT_REDIRECT_URI,
+        scopes=("accounting.contacts",),
+        code_challenge=None,
+        user_id=None,
+        tenant_ids=[tenant.tenant_id],
+    )
+    receiver = Receiver("k")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    server = build_server(state, port=int(listener.getsockname()[1]))
+    dispatcher = WebhookDispatcher(state, transport=receiver.transport())
+    task = asyncio.create_task(
+        serve(state, server, sockets=[listener], flush_seconds=0.01, dispatcher=dispatcher)
+    )
+    state.add_contact(tenant.tenant_id, "Acme")
+    async with asyncio.timeout(5):
+        await receiver.arrived.wait()
+    server.should_exit = True
+    await task
+    listener.close()
+    assert [e["eventType"] for e in receiver.events] == ["CREATE"]

@@ -79,10 +79,9 @@ async def test_no_token_plaintext_in_the_database(db: Database) -> None:
         assert vault.decrypt(grant.refresh_token_enc) == REFRESH
 
 
-async def test_sqlite_file_bytes_hold_no_plaintext(db: Database) -> None:
+async def test_sqlite_file_bytes_hold_no_plaintext(sqlite_db: Database) -> None:
     """On SQLite, the database file itself (and its WAL) contains no token bytes."""
-    if db.dialect != "sqlite":
-        return  # the row-level check above covers PostgreSQL
+    db = sqlite_db
     from pathlib import Path
 
     from sqlalchemy.engine import make_url

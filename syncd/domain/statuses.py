@@ -1,0 +1,215 @@
+"""The status model (DESIGN.md §2): CRM statuses and Xero job states compared by equivalence
+class, never by raw value, and the pure decisions for each direction.
+
+    class    CRM                      Projects     XPM (per practice)
+    no job   pending                  -            -
+    open     assigned, processing     INPROGRESS   e.g. Planned, In Progress
+    closed   completed, cancelled     CLOSED       e.g. Completed, Cancelled
+
+Every job link remembers, per side, the last value syncd saw and the last it wrote: an inbound
+value equal to what syncd last wrote to Xero is an echo, an event older than what the link holds
+is stale. When both sides changed since the last sync, the practice's conflict policy decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class CrmStatus(StrEnum):
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class StatusClass(StrEnum):
+    NO_JOB = "no_job"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class ConflictPolicy(StrEnum):
+    CRM_WINS = "crm_wins"
+    XERO_WINS = "xero_wins"
+    LATEST_WINS = "latest_wins"
+    MANUAL = "manual"
+
+
+CRM_CLASSES: Mapping[CrmStatus, StatusClass] = {
+    CrmStatus.PENDING: StatusClass.NO_JOB,
+    CrmStatus.ASSIGNED: StatusClass.OPEN,
+    CrmStatus.PROCESSING: StatusClass.OPEN,
+    CrmStatus.COMPLETED: StatusClass.CLOSED,
+    CrmStatus.CANCELLED: StatusClass.CLOSED,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusMapping:
+    """One practice's mapping between CRM statuses and its Xero job states."""
+
+    # Xero state (upper case) -> class; unknown states are treated as open.
+    xero_classes: Mapping[str, StatusClass] = field(
+        default_factory=lambda: {"INPROGRESS": StatusClass.OPEN, "CLOSED": StatusClass.CLOSED}
+    )
+    # CRM status -> the Xero state syncd writes (outbound).
+    outbound: Mapping[CrmStatus, str] = field(
+        default_factory=lambda: {
+            CrmStatus.ASSIGNED: "INPROGRESS",
+            CrmStatus.PROCESSING: "INPROGRESS",
+            CrmStatus.COMPLETED: "CLOSED",
+            CrmStatus.CANCELLED: "CLOSED",
+        }
+    )
+    # Xero class -> the CRM status syncd sets when Xero moves a job into that class (inbound).
+    inbound: Mapping[StatusClass, CrmStatus] = field(
+        default_factory=lambda: {
+            StatusClass.OPEN: CrmStatus.PROCESSING,
+            StatusClass.CLOSED: CrmStatus.COMPLETED,
+        }
+    )
+
+    def crm_class(self, status: str) -> StatusClass:
+        return CRM_CLASSES[CrmStatus(status)]
+
+    def xero_class(self, state: str) -> StatusClass:
+        return self.xero_classes.get(state.upper(), StatusClass.OPEN)
+
+    def xero_state_for(self, status: str) -> str | None:
+        return self.outbound.get(CrmStatus(status))
+
+
+PROJECTS_MAPPING = StatusMapping()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkView:
+    """What a job link remembers, as the pure rules need it."""
+
+    crm_seen: str | None = None
+    crm_written: str | None = None
+    crm_seen_at: datetime | None = None
+    xero_seen: str | None = None
+    xero_written: str | None = None
+    xero_seen_at: datetime | None = None
+
+
+# -- decisions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ignore:
+    """Write nothing; `reason` says why (logged, and counted by tests)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetCrmStatus:
+    status: CrmStatus
+    conflict: str | None = None  # set when a conflict was resolved in Xero's favour
+
+
+@dataclass(frozen=True, slots=True)
+class SetXeroState:
+    state: str
+    conflict: str | None = None  # set when a conflict was resolved in the CRM's favour
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """Both sides changed and the policy is manual: record it, write nothing."""
+
+    crm_status: str
+    xero_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateJob:
+    pass
+
+
+InboundDecision = Ignore | SetCrmStatus | SetXeroState | Conflict
+OutboundDecision = Ignore | CreateJob | SetXeroState
+
+
+def is_stale(link: LinkView, event_at: datetime | None) -> bool:
+    """An event older than what the link already holds from Xero."""
+    return event_at is not None and link.xero_seen_at is not None and event_at < link.xero_seen_at
+
+
+def decide_inbound(
+    *,
+    mapping: StatusMapping,
+    link: LinkView,
+    crm_status: str,
+    xero_state: str,
+    policy: ConflictPolicy,
+    crm_changed_at: datetime | None = None,
+    xero_changed_at: datetime | None = None,
+) -> InboundDecision:
+    """Xero reports `xero_state` for a linked job whose CRM request is `crm_status`."""
+    xero_state = xero_state.upper()
+    if xero_state == link.xero_seen:
+        return Ignore("unchanged" if xero_state != link.xero_written else "echo of syncd's write")
+    crm_class = mapping.crm_class(crm_status)
+    xero_class = mapping.xero_class(xero_state)
+    if crm_class is StatusClass.NO_JOB:
+        return Ignore("the CRM request is pending: it has no job to follow")
+    if crm_class is xero_class:
+        return Ignore("same class on both sides")
+    crm_changed = link.crm_seen is not None and crm_class is not mapping.crm_class(link.crm_seen)
+    if crm_changed:
+        # Both sides moved to another class since the last sync, and they disagree.
+        winner = _winner(policy, crm_changed_at, xero_changed_at)
+        if winner is None:
+            return Conflict(crm_status=crm_status, xero_state=xero_state)
+        if winner == "crm":
+            target = mapping.xero_state_for(crm_status)
+            if target is None:
+                return Ignore("no Xero state for the CRM status")
+            return SetXeroState(target, conflict=f"{policy.value}: CRM {crm_status} kept")
+        return SetCrmStatus(
+            mapping.inbound[xero_class], conflict=f"{policy.value}: Xero {xero_state} kept"
+        )
+    return SetCrmStatus(mapping.inbound[xero_class])
+
+
+def _winner(
+    policy: ConflictPolicy, crm_at: datetime | None, xero_at: datetime | None
+) -> str | None:
+    if policy is ConflictPolicy.MANUAL:
+        return None
+    if policy is ConflictPolicy.XERO_WINS:
+        return "xero"
+    if policy is ConflictPolicy.LATEST_WINS and crm_at is not None and xero_at is not None:
+        return "xero" if xero_at > crm_at else "crm"
+    return "crm"  # crm_wins, and latest_wins without both timestamps
+
+
+def decide_outbound(
+    *,
+    mapping: StatusMapping,
+    link: LinkView | None,
+    crm_status: str,
+    has_job: bool,
+) -> OutboundDecision:
+    """The CRM reports `crm_status` for a request; what, if anything, Xero must be told."""
+    status = CrmStatus(crm_status)
+    if link is not None and crm_status == link.crm_seen:
+        return Ignore("unchanged" if crm_status != link.crm_written else "echo of syncd's write")
+    if CRM_CLASSES[status] is StatusClass.NO_JOB:
+        return Ignore("pending requests have no job")
+    if not has_job:
+        if CRM_CLASSES[status] is StatusClass.OPEN:
+            return CreateJob()
+        return Ignore("closed before a job was created")
+    target = mapping.xero_state_for(crm_status)
+    if target is None or (link is not None and link.xero_seen == target):
+        return Ignore("Xero already has that state")
+    return SetXeroState(target)

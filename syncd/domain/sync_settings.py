@@ -1,0 +1,153 @@
+"""A practice's sync settings: defaults, validation (every bad field named), and the status
+mapping they imply. Pure; stored as versioned JSON by syncd.store.settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from syncd.domain.statuses import (
+    CRM_CLASSES,
+    ConflictPolicy,
+    CrmStatus,
+    StatusClass,
+    StatusMapping,
+)
+
+FINDING_KINDS = (
+    "assigned_without_job",
+    "job_missing_in_xero",
+    "status_drift",
+    "job_for_unknown_request",
+    "client_not_mapped",
+    "staff_not_mapped",
+    "service_not_mapped",
+    "duplicate_jobs",
+    "contact_archived",
+)
+DEFAULT_AUTO_HEAL = ("assigned_without_job", "status_drift", "contact_archived")
+
+
+class SettingsInvalid(ValueError):
+    """Settings that cannot be saved; `errors` maps each bad field to what is wrong."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncSettings:
+    auto_create_contacts: bool = True
+    sync_client_details: bool = True
+    conflict_policy: ConflictPolicy = ConflictPolicy.CRM_WINS
+    # CRM status -> Xero state to write, overriding the backend's default mapping.
+    status_overrides: Mapping[str, str] = field(default_factory=dict)
+    # Xero states (beyond INPROGRESS/CLOSED) and the class each belongs to, for XPM codes.
+    xero_state_classes: Mapping[str, str] = field(default_factory=dict)
+    auto_heal: tuple[str, ...] = DEFAULT_AUTO_HEAL
+    # None: the deployment's default (SYNCD_*_INTERVAL_MINUTES).
+    reconcile_interval_minutes: int | None = None
+    poll_interval_minutes: int | None = None
+
+    def status_mapping(self) -> StatusMapping:
+        base = StatusMapping()
+        outbound = {**base.outbound}
+        for status, state in self.status_overrides.items():
+            outbound[CrmStatus(status)] = state.upper()
+        classes = {**base.xero_classes}
+        for state, cls in self.xero_state_classes.items():
+            classes[state.upper()] = StatusClass(cls)
+        return StatusMapping(xero_classes=classes, outbound=outbound, inbound=base.inbound)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["conflict_policy"] = self.conflict_policy.value
+        data["status_overrides"] = dict(self.status_overrides)
+        data["xero_state_classes"] = dict(self.xero_state_classes)
+        data["auto_heal"] = list(self.auto_heal)
+        return data
+
+
+def parse_settings(data: Mapping[str, Any], *, base: SyncSettings | None = None) -> SyncSettings:
+    """Settings from JSON over `base` (unknown or bad fields are errors, all reported at once)."""
+    base = base or SyncSettings()
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    known = set(SyncSettings.__dataclass_fields__)
+    for key in data:
+        if key not in known:
+            errors[key] = "unknown setting"
+    for key in ("auto_create_contacts", "sync_client_details"):
+        if key in data:
+            if isinstance(data[key], bool):
+                values[key] = data[key]
+            else:
+                errors[key] = "must be true or false"
+    if "conflict_policy" in data:
+        try:
+            values["conflict_policy"] = ConflictPolicy(data["conflict_policy"])
+        except ValueError:
+            allowed = ", ".join(p.value for p in ConflictPolicy)
+            errors["conflict_policy"] = f"must be one of {allowed}"
+    if "status_overrides" in data:
+        overrides = data["status_overrides"]
+        if not isinstance(overrides, Mapping) or not all(
+            isinstance(v, str) and v.strip() for v in overrides.values()
+        ):
+            errors["status_overrides"] = "must map CRM statuses to Xero state names"
+        else:
+            bad = [k for k in overrides if k not in {s.value for s in CrmStatus}]
+            if bad or CrmStatus.PENDING.value in overrides:
+                errors["status_overrides"] = (
+                    f"unknown or pending CRM statuses: {', '.join(map(str, bad or ['pending']))}"
+                )
+            else:
+                values["status_overrides"] = {k: v.strip() for k, v in overrides.items()}
+    if "xero_state_classes" in data:
+        classes = data["xero_state_classes"]
+        allowed_classes = {StatusClass.OPEN.value, StatusClass.CLOSED.value}
+        if not isinstance(classes, Mapping) or not all(
+            v in allowed_classes for v in classes.values()
+        ):
+            errors["xero_state_classes"] = "must map Xero state names to open or closed"
+        else:
+            values["xero_state_classes"] = dict(classes)
+    if "auto_heal" in data:
+        heal = data["auto_heal"]
+        if not isinstance(heal, list) or not all(k in FINDING_KINDS for k in heal):
+            errors["auto_heal"] = f"must list finding kinds among {', '.join(FINDING_KINDS)}"
+        else:
+            values["auto_heal"] = tuple(dict.fromkeys(heal))
+    for key, low, high in (
+        ("reconcile_interval_minutes", 5, 10080),
+        ("poll_interval_minutes", 1, 1440),
+    ):
+        if key in data:
+            value = data[key]
+            if value is None:
+                values[key] = None
+            elif isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                errors[key] = f"must be a whole number from {low} to {high}, or null"
+            else:
+                values[key] = value
+    if errors:
+        raise SettingsInvalid(errors)
+    merged = {**{k: getattr(base, k) for k in known}, **values}
+    settings = SyncSettings(**merged)
+    _check_mapping(settings, errors)
+    if errors:
+        raise SettingsInvalid(errors)
+    return settings
+
+
+def _check_mapping(settings: SyncSettings, errors: dict[str, str]) -> None:
+    """An override must keep the status's class: `completed` cannot map to an open state."""
+    mapping = settings.status_mapping()
+    for status, state in settings.status_overrides.items():
+        if mapping.xero_class(state) is not CRM_CLASSES[CrmStatus(status)]:
+            errors["status_overrides"] = (
+                f"{status} is {CRM_CLASSES[CrmStatus(status)].value} but {state} is "
+                f"{mapping.xero_class(state).value}: declare the state in xero_state_classes"
+            )

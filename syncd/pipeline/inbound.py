@@ -1,0 +1,340 @@
+"""Applying inbound events (webhooks and the poller's findings) to the CRM.
+
+One code path for both sources. A project event is never trusted for state: the project is
+fetched from Xero by id (built from syncd's configured API base and the event's resourceId,
+never the event's resourceUrl), unless the poller already fetched it moments ago. The pure
+rules in syncd.domain.statuses decide; the CRM is written with a compare-and-set; the link
+remembers what syncd saw and wrote so echoes and stale events are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from syncd.clock import Clock
+from syncd.crm.port import CrmPort
+from syncd.domain.errors import NotFound, TransientError
+from syncd.domain.ids import CompanyId
+from syncd.domain.statuses import (
+    Conflict,
+    Ignore,
+    LinkView,
+    SetCrmStatus,
+    SetXeroState,
+    decide_inbound,
+    is_stale,
+)
+from syncd.logs import get_logger
+from syncd.pipeline.inbox import ClaimedEvent
+from syncd.pipeline.outbox import NewTask, enqueue
+from syncd.store.connections import ConnectionRepository
+from syncd.store.db import Database
+from syncd.store.invoices import JobInvoiceRepository
+from syncd.store.links import JobLinkRepository
+from syncd.store.mappings import ContactMappingRepository
+from syncd.store.models import JobInvoice, JobLink, SyncConflict
+from syncd.store.settings import SettingsRepository
+from syncd.xero.contacts import ContactsApi
+from syncd.xero.invoices import Invoice, InvoicesApi
+from syncd.xero.projects import Project, ProjectsApi, parse_project
+
+log = get_logger("syncd.inbound")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    state: str  # done | ignored
+    result: str
+    company: CompanyId | None = None
+
+
+def link_view(link: JobLink) -> LinkView:
+    return LinkView(
+        crm_seen=link.crm_status_seen,
+        crm_written=link.crm_status_written,
+        crm_seen_at=link.crm_seen_at,
+        xero_seen=link.xero_status_seen,
+        xero_written=link.xero_status_written,
+        xero_seen_at=link.xero_seen_at,
+    )
+
+
+def set_state_task(company: CompanyId, request_id: str, state: str, version: int) -> NewTask:
+    """The outbound task that writes a job state to Xero (ordered after the job's creation)."""
+    return NewTask(
+        company=company,
+        kind="set_job_state",
+        key=f"state:{request_id}:{state}:{version}",
+        payload={"request_id": request_id, "state": state},
+        order_key=f"request:{request_id}",
+    )
+
+
+class InboundHandler:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        crm: CrmPort,
+        projects: ProjectsApi,
+        contacts: ContactsApi,
+        invoices: InvoicesApi,
+        clock: Clock,
+    ) -> None:
+        self.db = db
+        self.crm = crm
+        self.projects = projects
+        self.contacts = contacts
+        self.invoices = invoices
+        self.clock = clock
+
+    async def handle(self, event: ClaimedEvent) -> Outcome:
+        """Apply one event; raises a SyncError when it should be tried again later."""
+        async with self.db.transaction() as session:
+            owner = await ConnectionRepository(session).owner_of_tenant_across_companies(
+                event.tenant_id
+            )
+        if owner is None:
+            log.info("inbound.unknown_tenant", tenant=event.tenant_id, category=event.category)
+            return Outcome("ignored", f"no practice has connected tenant {event.tenant_id}")
+        company = CompanyId(owner.company_id)
+        if event.category == "PROJECT":
+            outcome = await self._project(company, event)
+        elif event.category == "CONTACT":
+            outcome = await self._contact(company, event)
+        elif event.category == "INVOICE":
+            outcome = await self._invoice(company, event)
+        else:
+            outcome = Outcome("ignored", f"{event.category} events are not used by syncd")
+        return Outcome(outcome.state, outcome.result, company)
+
+    # -- projects ----------------------------------------------------------------------------
+
+    async def _project(self, company: CompanyId, event: ClaimedEvent) -> Outcome:
+        async with self.db.transaction() as session:
+            links = await JobLinkRepository(session).for_job(
+                company=company, job_id=event.resource_id
+            )
+            settings = await SettingsRepository(session).current(company=company)
+        if not links:
+            return Outcome("ignored", "the job is not linked to a CRM request")
+        link = links[0]
+        if event.source == "webhook" and is_stale(link_view(link), event.event_at):
+            return Outcome("ignored", "stale: older than what syncd already holds")
+        try:
+            project = await self._current_project(company, event)
+        except NotFound:
+            return Outcome("ignored", "the job no longer exists in Xero (a reconcile finding)")
+        request = await self.crm.get_request(company=company, request_id=link.request_id)
+        if request is None:
+            return Outcome("ignored", "the linked CRM request no longer exists")
+        decision = decide_inbound(
+            mapping=settings.status_mapping(),
+            link=link_view(link),
+            crm_status=request.status,
+            xero_state=project.status,
+            policy=settings.conflict_policy,
+            crm_changed_at=request.updated_at,
+            xero_changed_at=event.event_at,
+        )
+        now = self.clock.now()
+        seen_at = max(filter(None, [event.event_at, link.xero_seen_at]), default=now)
+        if isinstance(decision, SetCrmStatus):
+            write = await self.crm.apply_status(
+                company=company,
+                request_id=request.request_id,
+                status=decision.status.value,
+                expected=request.status,
+                now=now,
+            )
+            if not write.applied:
+                raise TransientError("the CRM request changed meanwhile; the event is re-applied")
+            await self._update_link(
+                company,
+                link.id,
+                xero_seen=project.status,
+                xero_seen_at=seen_at,
+                crm_status=decision.status.value,
+                crm_seen_at=write.updated_at,
+                now=now,
+                conflict=(
+                    request.status,
+                    project.status,
+                    settings.conflict_policy.value,
+                    decision.conflict,
+                )
+                if decision.conflict
+                else None,
+            )
+            log.info(
+                "inbound.crm_status_set",
+                company=company,
+                request=request.request_id,
+                status=decision.status.value,
+                xero=project.status,
+            )
+            return Outcome("done", f"CRM status set to {decision.status.value}")
+        if isinstance(decision, SetXeroState):
+            await self._update_link(
+                company,
+                link.id,
+                xero_seen=project.status,
+                xero_seen_at=seen_at,
+                now=now,
+                conflict=(
+                    request.status,
+                    project.status,
+                    settings.conflict_policy.value,
+                    decision.conflict or "crm kept",
+                ),
+                follow_up=set_state_task(company, request.request_id, decision.state, link.version),
+            )
+            return Outcome("done", f"conflict: CRM kept; Xero will be set to {decision.state}")
+        if isinstance(decision, Conflict):
+            await self._update_link(
+                company,
+                link.id,
+                xero_seen=project.status,
+                xero_seen_at=seen_at,
+                now=now,
+                conflict=(
+                    request.status,
+                    project.status,
+                    settings.conflict_policy.value,
+                    "manual: left for an admin",
+                ),
+            )
+            return Outcome("done", "conflict recorded for an admin (manual policy)")
+        assert isinstance(decision, Ignore)
+        await self._update_link(
+            company, link.id, xero_seen=project.status, xero_seen_at=seen_at, now=now
+        )
+        return Outcome("ignored", decision.reason)
+
+    async def _current_project(self, company: CompanyId, event: ClaimedEvent) -> Project:
+        snapshot = event.payload.get("snapshot")
+        if event.source == "poller" and isinstance(snapshot, dict):
+            return parse_project(snapshot)
+        return await self.projects.get(company, event.resource_id)
+
+    async def _update_link(
+        self,
+        company: CompanyId,
+        link_id: int,
+        *,
+        xero_seen: str,
+        xero_seen_at: datetime,
+        now: datetime,
+        crm_status: str | None = None,
+        crm_seen_at: datetime | None = None,
+        conflict: tuple[str, str, str, str] | None = None,
+        follow_up: NewTask | None = None,
+    ) -> None:
+        """Record what was seen (and written) in one transaction with any follow-up task."""
+        async with self.db.transaction() as session:
+            link = await JobLinkRepository(session).get(company=company, link_id=link_id, lock=True)
+            if link is None:
+                return
+            link.xero_status_seen = xero_seen
+            link.xero_seen_at = xero_seen_at
+            if crm_status is not None:
+                link.crm_status_written = crm_status
+                link.crm_status_seen = crm_status
+                link.crm_seen_at = crm_seen_at
+            link.synced_at = now
+            link.version += 1
+            link.updated_at = now
+            if conflict is not None:
+                crm_status_then, xero_state, policy, resolution = conflict
+                session.add(
+                    SyncConflict(
+                        company_id=company,
+                        request_id=link.request_id,
+                        crm_status=crm_status_then,
+                        xero_state=xero_state,
+                        policy=policy,
+                        resolution=resolution[:200],
+                        created_at=now,
+                    )
+                )
+                log.info(
+                    "inbound.conflict",
+                    company=company,
+                    request=link.request_id,
+                    crm=crm_status_then,
+                    xero=xero_state,
+                    resolution=resolution,
+                )
+            if follow_up is not None:
+                await enqueue(session, follow_up, now=now)
+
+    # -- contacts and invoices ---------------------------------------------------------------
+
+    async def _contact(self, company: CompanyId, event: ClaimedEvent) -> Outcome:
+        async with self.db.transaction() as session:
+            mapped = await ContactMappingRepository(session).for_contact(
+                company=company, contact_id=event.resource_id
+            )
+        if not mapped:
+            return Outcome("ignored", "the contact is not mapped to a CRM client")
+        try:
+            contact = await self.contacts.get(company, event.resource_id)
+        except NotFound:
+            name, archived = None, True
+        else:
+            name, archived = contact.name, contact.archived
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            for mapping in await ContactMappingRepository(session).for_contact(
+                company=company, contact_id=event.resource_id
+            ):
+                if name is not None:
+                    mapping.xero_contact_name = name
+                mapping.archived = archived
+                mapping.updated_at = now
+        state = "archived" if archived else "active"
+        return Outcome("done", f"contact mapping refreshed ({len(mapped)} client(s), {state})")
+
+    async def _invoice(self, company: CompanyId, event: ClaimedEvent) -> Outcome:
+        try:
+            invoice = await self.invoices.get(company, event.resource_id)
+        except NotFound:
+            return Outcome("ignored", "the invoice no longer exists in Xero")
+        async with self.db.transaction() as session:
+            links = await JobLinkRepository(session).list(company=company)
+            request_id, how = _match_invoice(invoice, links)
+            if request_id is None:
+                return Outcome("ignored", "the invoice could not be tied to a request's job")
+            existing = await JobInvoiceRepository(session).get(
+                company=company, invoice_id=invoice.invoice_id
+            )
+            row = existing or JobInvoice(
+                company_id=company,
+                invoice_id=invoice.invoice_id,
+                request_id=request_id,
+                linked_by=how,
+            )
+            row.invoice_number = invoice.number
+            row.status = invoice.status
+            row.total = str(invoice.total) if invoice.total is not None else None
+            row.currency = invoice.currency
+            row.request_id = request_id
+            row.linked_by = how
+            row.updated_at = self.clock.now()
+            session.add(row)
+        return Outcome("done", f"invoice {invoice.number or invoice.invoice_id} recorded")
+
+
+def _match_invoice(invoice: Invoice, links: list[JobLink]) -> tuple[str | None, str]:
+    """By the job number in the invoice's reference, else by the only job of its contact."""
+    reference = (invoice.reference or "").upper()
+    for link in links:
+        if link.xero_job_number and link.xero_job_number.upper() in reference:
+            return link.request_id, "reference"
+    of_contact = [
+        link for link in links if invoice.contact_id and link.xero_contact_id == invoice.contact_id
+    ]
+    if len(of_contact) == 1:
+        return of_contact[0].request_id, "contact"
+    return None, ""

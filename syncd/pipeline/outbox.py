@@ -1,0 +1,411 @@
+"""The durable outbox: enqueue (deduplicated by idempotency key), claim (fair across companies,
+in order per order key, `FOR UPDATE SKIP LOCKED` on PostgreSQL), lease, complete, retry with the
+one policy, dead-letter, and retry dead tasks on request.
+
+Task states (DESIGN.md §2b): pending → running (leased until T) → done; → pending again (retry
+at T') on a transient error; → dead on a permanent error or after the last attempt. A running
+task whose lease expired (its worker died) is claimable again. A task whose practice must
+reconnect is parked (pending, later) without spending an attempt.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from syncd.domain.ids import CompanyId
+from syncd.domain.retry import GiveUp, RetryAfter, RetryPolicy, WaitForReconnect, decide
+from syncd.logs import get_logger
+from syncd.store.db import Database
+from syncd.store.models import OutboxTask, XeroConnection
+from syncd.store.scoping import TenantRepository
+
+log = get_logger("syncd.outbox")
+
+DEFAULT_LEASE = timedelta(minutes=5)
+RECONNECT_PARK = timedelta(minutes=10)
+UNFINISHED = ("pending", "running")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewTask:
+    company: CompanyId
+    kind: str
+    key: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    order_key: str | None = None
+    run_after: datetime | None = None
+    max_attempts: int | None = None
+
+
+async def enqueue(session: AsyncSession, task: NewTask, *, now: datetime) -> int | None:
+    """Add a task in the caller's transaction; the same (company, key) twice yields one task.
+
+    Returns the new task's id, or None when the key already existed.
+    """
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    values: dict[str, Any] = {
+        "company_id": task.company,
+        "kind": task.kind,
+        "payload": task.payload,
+        "idempotency_key": task.key,
+        "order_key": task.order_key,
+        "state": "pending",
+        "attempts": 0,
+        "run_after": task.run_after or now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if task.max_attempts is not None:
+        values["max_attempts"] = task.max_attempts
+    statement = (
+        insert(OutboxTask)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["company_id", "idempotency_key"])
+        .returning(OutboxTask.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+class TaskRepository(TenantRepository[OutboxTask]):
+    """Reading tasks for admins (the sync log views) and retrying dead ones."""
+
+    model = OutboxTask
+
+    async def get(self, *, company: CompanyId, task_id: int) -> OutboxTask | None:
+        return await self.first(self.scoped(company).where(OutboxTask.id == task_id))
+
+    async def by_key(self, *, company: CompanyId, key: str) -> OutboxTask | None:
+        return await self.first(self.scoped(company).where(OutboxTask.idempotency_key == key))
+
+    async def page(
+        self,
+        *,
+        company: CompanyId,
+        states: list[str] | None = None,
+        kinds: list[str] | None = None,
+        request_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[OutboxTask], int]:
+        statement = self.scoped(company)
+        if states:
+            statement = statement.where(OutboxTask.state.in_(states))
+        if kinds:
+            statement = statement.where(OutboxTask.kind.in_(kinds))
+        if request_id:
+            statement = statement.where(OutboxTask.order_key == f"request:{request_id}")
+        total = (
+            await self.session.execute(select(func.count()).select_from(statement.subquery()))
+        ).scalar_one()
+        rows = await self.all(statement.order_by(OutboxTask.id.desc()).limit(limit).offset(offset))
+        return rows, int(total)
+
+    async def unfinished(
+        self, *, company: CompanyId, order_key: str, kind: str | None = None
+    ) -> list[OutboxTask]:
+        statement = self.scoped(company).where(
+            OutboxTask.order_key == order_key, OutboxTask.state.in_(UNFINISHED)
+        )
+        if kind is not None:
+            statement = statement.where(OutboxTask.kind == kind)
+        return await self.all(statement.order_by(OutboxTask.id))
+
+    async def counts(self, *, company: CompanyId) -> dict[str, int]:
+        statement = (
+            select(OutboxTask.state, func.count())
+            .where(OutboxTask.company_id == company)
+            .group_by(OutboxTask.state)
+        )
+        return {state: int(n) for state, n in (await self.session.execute(statement)).all()}
+
+    async def retry_dead(self, *, company: CompanyId, task_id: int, now: datetime) -> bool:
+        """A dead task goes back to pending with fresh attempts; False if it is not dead."""
+        result = await self.session.execute(
+            update(OutboxTask)
+            .where(
+                OutboxTask.company_id == company,
+                OutboxTask.id == task_id,
+                OutboxTask.state == "dead",
+            )
+            .values(
+                state="pending",
+                attempts=0,
+                run_after=now,
+                leased_until=None,
+                lease_owner=None,
+                finished_at=None,
+                updated_at=now,
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimedTask:
+    id: int
+    company: CompanyId
+    kind: str
+    payload: dict[str, Any]
+    key: str
+    order_key: str | None
+    attempts: int
+    max_attempts: int | None
+
+
+def _claimable(now: datetime) -> Any:
+    return or_(
+        and_(OutboxTask.state == "pending", OutboxTask.run_after <= now),
+        and_(OutboxTask.state == "running", OutboxTask.leased_until < now),
+    )
+
+
+class Outbox:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        owner: str,
+        lease: timedelta = DEFAULT_LEASE,
+        policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.owner = owner
+        self.lease = lease
+        self.policy = policy or RetryPolicy()
+        self.rng = rng or random.Random()
+
+    async def claim(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        per_company: int = 1,
+        skip_companies: frozenset[str] = frozenset(),
+    ) -> list[ClaimedTask]:
+        """Up to `limit` due tasks, at most `per_company` from each practice (oldest first, so
+        one practice's backlog never starves another), never overtaking an unfinished earlier
+        task with the same order key."""
+        if limit <= 0:
+            return []
+        earlier = aliased(OutboxTask)
+        blocked = exists().where(
+            earlier.company_id == OutboxTask.company_id,
+            earlier.order_key == OutboxTask.order_key,
+            earlier.id < OutboxTask.id,
+            earlier.state.in_(UNFINISHED),
+        )
+        parked = select(XeroConnection.company_id).where(XeroConnection.needs_reconnect.is_(True))
+        ranked = select(
+            OutboxTask.id,
+            func.row_number()
+            .over(partition_by=OutboxTask.company_id, order_by=OutboxTask.id)
+            .label("rank"),
+        ).where(
+            _claimable(now),
+            or_(OutboxTask.order_key.is_(None), ~blocked),
+            OutboxTask.company_id.not_in(parked),
+        )
+        if skip_companies:
+            ranked = ranked.where(OutboxTask.company_id.not_in(list(skip_companies)))
+        subquery = ranked.subquery()
+        candidates = (
+            select(subquery.c.id)
+            .where(subquery.c.rank <= per_company)
+            .order_by(subquery.c.rank, subquery.c.id)
+            .limit(limit)
+        )
+        for _ in range(3):
+            claimed = await self._claim_once(candidates, now)
+            if claimed is not None:
+                return claimed
+        return []  # every candidate was taken by other workers three times: next tick
+
+    async def _claim_once(self, candidates: Any, now: datetime) -> list[ClaimedTask] | None:
+        """The candidates this worker could lock, or None when others locked them all first."""
+        async with self.db.transaction() as session:
+            ids = list((await session.execute(candidates)).scalars().all())
+            if not ids:
+                return []
+            lockable = (
+                select(OutboxTask.id)
+                .where(OutboxTask.id.in_(ids), _claimable(now))
+                .with_for_update(skip_locked=True)
+            )
+            rows = (
+                (
+                    await session.execute(
+                        update(OutboxTask)
+                        .where(OutboxTask.id.in_(lockable))
+                        .values(
+                            state="running",
+                            leased_until=now + self.lease,
+                            lease_owner=self.owner,
+                            attempts=OutboxTask.attempts + 1,
+                            updated_at=now,
+                        )
+                        .returning(OutboxTask)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            claimed = [
+                ClaimedTask(
+                    id=row.id,
+                    company=CompanyId(row.company_id),
+                    kind=row.kind,
+                    payload=dict(row.payload or {}),
+                    key=row.idempotency_key,
+                    order_key=row.order_key,
+                    attempts=row.attempts,
+                    max_attempts=row.max_attempts,
+                )
+                for row in rows
+            ]
+        return sorted(claimed, key=lambda task: task.id) if claimed else None
+
+    async def complete(
+        self, task: ClaimedTask, *, now: datetime, result: dict[str, Any] | None = None
+    ) -> bool:
+        """Mark done; False if the lease was lost meanwhile (another worker owns it now)."""
+        async with self.db.transaction() as session:
+            return await self._finish(
+                session, task, state="done", now=now, result=result, last_error=None
+            )
+
+    async def fail(self, task: ClaimedTask, error: BaseException, *, now: datetime) -> str:
+        """Apply the retry policy; returns the task's new state (pending, dead or parked)."""
+        decision = decide(
+            _policy_for(self.policy, task),
+            attempt=task.attempts,
+            error=error,
+            rand=self.rng.random(),
+        )
+        message = f"{type(error).__name__}: {error}"[:2000]
+        async with self.db.transaction() as session:
+            if isinstance(decision, GiveUp):
+                await self._finish(
+                    session,
+                    task,
+                    state="dead",
+                    now=now,
+                    result=None,
+                    last_error=decision.reason[:2000],
+                )
+                log.warning(
+                    "outbox.dead",
+                    task=task.id,
+                    kind=task.kind,
+                    company=task.company,
+                    reason=decision.reason,
+                )
+                return "dead"
+            if isinstance(decision, WaitForReconnect):
+                await self._reschedule(
+                    session,
+                    task,
+                    at=now + RECONNECT_PARK,
+                    error=message,
+                    refund_attempt=True,
+                    now=now,
+                )
+                return "parked"
+            assert isinstance(decision, RetryAfter)
+            await self._reschedule(
+                session,
+                task,
+                at=now + timedelta(seconds=decision.delay),
+                error=message,
+                refund_attempt=False,
+                now=now,
+            )
+            log.info(
+                "outbox.retry",
+                task=task.id,
+                kind=task.kind,
+                company=task.company,
+                attempt=task.attempts,
+                delay=round(decision.delay, 1),
+                error=message,
+            )
+            return "pending"
+
+    async def _finish(
+        self,
+        session: AsyncSession,
+        task: ClaimedTask,
+        *,
+        state: str,
+        now: datetime,
+        result: dict[str, Any] | None,
+        last_error: str | None,
+    ) -> bool:
+        outcome = await session.execute(
+            update(OutboxTask)
+            .where(*self._owned(task))
+            .values(
+                state=state,
+                result=result,
+                last_error=last_error,
+                finished_at=now,
+                leased_until=None,
+                updated_at=now,
+            )
+        )
+        return bool(getattr(outcome, "rowcount", 0))
+
+    async def _reschedule(
+        self,
+        session: AsyncSession,
+        task: ClaimedTask,
+        *,
+        at: datetime,
+        error: str,
+        refund_attempt: bool,
+        now: datetime,
+    ) -> None:
+        await session.execute(
+            update(OutboxTask)
+            .where(*self._owned(task))
+            .values(
+                state="pending",
+                run_after=at,
+                last_error=error,
+                leased_until=None,
+                lease_owner=None,
+                updated_at=now,
+                attempts=OutboxTask.attempts - 1 if refund_attempt else OutboxTask.attempts,
+            )
+        )
+
+    def _owned(self, task: ClaimedTask) -> tuple[Any, ...]:
+        # Only the lease holder may settle a task: after a lease expiry another worker may
+        # have claimed it, and its attempt count moved on.
+        return (
+            OutboxTask.id == task.id,
+            OutboxTask.company_id == task.company,
+            OutboxTask.state == "running",
+            OutboxTask.lease_owner == self.owner,
+            OutboxTask.attempts == task.attempts,
+        )
+
+
+def _policy_for(policy: RetryPolicy, task: ClaimedTask) -> RetryPolicy:
+    if task.max_attempts is None or task.max_attempts == policy.max_attempts:
+        return policy
+    return RetryPolicy(
+        base_delay=policy.base_delay,
+        factor=policy.factor,
+        max_delay=policy.max_delay,
+        max_attempts=task.max_attempts,
+    )

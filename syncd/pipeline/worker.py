@@ -1,0 +1,196 @@
+"""The worker: runs claimed outbox tasks and inbox events with bounded concurrency.
+
+Scheduler ticks call `tick_outbox` / `tick_inbox`; each claims only what there is room for and
+starts it in the background, so work flows continuously across ticks and a long task never
+holds up the next claim. Per practice at most `per_company` tasks run at once (Xero allows 5
+concurrent calls per tenant); claims take one task per practice at a time, round-robin, so a
+practice with a backlog never starves another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from syncd.clock import Clock
+from syncd.domain.errors import PermanentError, SyncError
+from syncd.domain.ids import CompanyId
+from syncd.domain.retry import RetryPolicy, backoff
+from syncd.logs import get_logger
+from syncd.pipeline.inbound import InboundHandler
+from syncd.pipeline.inbox import ClaimedEvent, Inbox
+from syncd.pipeline.outbox import ClaimedTask, Outbox
+from syncd.xero.audit import call_scope
+
+log = get_logger("syncd.worker")
+
+INBOX_POLICY = RetryPolicy(base_delay=5, max_delay=1800, max_attempts=10)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    task: ClaimedTask
+    clock: Clock
+
+
+TaskHandler = Callable[[TaskContext], Awaitable[dict[str, Any] | None]]
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        inbox: Inbox,
+        inbound: InboundHandler | None,
+        handlers: Mapping[str, TaskHandler],
+        clock: Clock,
+        max_in_flight: int = 20,
+        per_company: int = 5,
+        inbox_batch: int = 50,
+    ) -> None:
+        self.outbox = outbox
+        self.inbox = inbox
+        self.inbound = inbound
+        self.handlers = dict(handlers)
+        self.clock = clock
+        self.max_in_flight = max_in_flight
+        self.per_company = per_company
+        self.inbox_batch = inbox_batch
+        self._running: dict[asyncio.Task[None], CompanyId] = {}
+        self._inbox_busy = asyncio.Lock()
+
+    # -- outbox ------------------------------------------------------------------------------
+
+    async def tick_outbox(self) -> int:
+        """Claim and start as many due tasks as there is room for; returns how many started."""
+        started = 0
+        while self.handlers and len(self._running) < self.max_in_flight:
+            busy = Counter(self._running.values())
+            full = frozenset(c for c, n in busy.items() if n >= self.per_company)
+            claimed = await self.outbox.claim(
+                now=self.clock.now(),
+                limit=self.max_in_flight - len(self._running),
+                per_company=1,
+                skip_companies=full,
+            )
+            if not claimed:
+                break
+            for task in claimed:
+                runner = asyncio.create_task(self._run(task), name=f"task-{task.id}")
+                self._running[runner] = task.company
+                runner.add_done_callback(self._running.pop)
+                started += 1
+        return started
+
+    async def _run(self, task: ClaimedTask) -> None:
+        handler = self.handlers.get(task.kind)
+        try:
+            if handler is None:
+                raise PermanentError(f"no handler for task kind {task.kind!r}")
+            with call_scope(task_id=task.id) as scope:
+                result = await handler(TaskContext(task=task, clock=self.clock))
+            outcome = dict(result or {})
+            outcome.setdefault("xero_calls", scope.calls)
+            await self.outbox.complete(task, now=self.clock.now(), result=outcome)
+            log.info(
+                "outbox.completed",
+                task=task.id,
+                kind=task.kind,
+                company=task.company,
+                attempts=task.attempts,
+                xero_calls=scope.calls,
+            )
+        except Exception as exc:  # every failure is classified by the one retry policy
+            if not isinstance(exc, SyncError):
+                log.exception("outbox.task_crashed", task=task.id, kind=task.kind)
+            await self.outbox.fail(task, exc, now=self.clock.now())
+
+    # -- inbox -------------------------------------------------------------------------------
+
+    async def tick_inbox(self) -> int:
+        """Claim a batch of inbound events and apply them; returns how many were handled.
+
+        Events of one practice run in order; practices run side by side.
+        """
+        if self.inbound is None or self._inbox_busy.locked():
+            return 0
+        async with self._inbox_busy:
+            events = await self.inbox.claim(now=self.clock.now(), limit=self.inbox_batch)
+            by_tenant: dict[str, list[ClaimedEvent]] = {}
+            for event in events:
+                by_tenant.setdefault(event.tenant_id, []).append(event)
+            await asyncio.gather(*(self._handle_all(batch) for batch in by_tenant.values()))
+            return len(events)
+
+    async def _handle_all(self, events: list[ClaimedEvent]) -> None:
+        for event in events:
+            await self._handle(event)
+
+    async def _handle(self, event: ClaimedEvent) -> None:
+        assert self.inbound is not None
+        try:
+            outcome = await self.inbound.handle(event)
+        except Exception as exc:  # classified below: permanent, or retried with backoff
+            permanent = (
+                isinstance(exc, PermanentError) or event.attempts >= INBOX_POLICY.max_attempts
+            )
+            if not isinstance(exc, SyncError):
+                log.exception("inbound.crashed", inbox_event=event.id)
+            if permanent:
+                await self.inbox.settle(
+                    event, state="failed", result=f"{exc}", now=self.clock.now()
+                )
+                return
+            delay = backoff(INBOX_POLICY, event.attempts, 0.5)
+            retry_after = getattr(exc, "retry_after", None)
+            if retry_after:
+                delay = max(delay, retry_after)
+            await self.inbox.settle(
+                event,
+                state="pending",
+                result=f"retrying: {exc}",
+                now=self.clock.now(),
+                retry_at=self.clock.now() + timedelta(seconds=delay),
+            )
+            return
+        await self.inbox.settle(
+            event,
+            state=outcome.state,
+            result=outcome.result,
+            now=self.clock.now(),
+            company=outcome.company,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    async def wait_idle(self, *, rounds: int = 1000) -> None:
+        """Tick until nothing is due and nothing runs (tests, `syncd sync-job`, the demo)."""
+        for _ in range(rounds):
+            started = await self.tick_outbox()
+            handled = await self.tick_inbox()
+            if self._running:
+                await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            if not started and not handled:
+                return
+        raise RuntimeError("the worker did not become idle")
+
+    async def close(self, *, grace: float = 20.0) -> None:
+        """Let running tasks finish (bounded); unfinished ones are retried after their lease."""
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace)

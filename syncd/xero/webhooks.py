@@ -1,0 +1,151 @@
+"""Xero webhooks, sans IO: verify the signature over the raw bytes, then parse the envelope.
+
+Verification comes first and needs nothing but bytes and keys (gidgethub's `validate_event`
+shape); parsing only ever sees verified bodies. The envelope is Xero's (`events`,
+`firstEventSequence`, `lastEventSequence`, `entropy`); categories are Xero's CONTACT, INVOICE,
+CREDITNOTE, SUBSCRIPTION plus the CRM design's PROJECT (`project.status.changed`,
+`project.completed`), which Xero itself never sends: syncd's poller produces the same events.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+SIGNATURE_HEADER = "x-xero-signature"
+# 32-byte digest in standard base64 with padding.
+_SIGNATURE_SHAPE = re.compile(r"^[A-Za-z0-9+/]{43}=$")
+_UUIDISH = re.compile(r"^[0-9A-Za-z-]{1,64}$")
+
+EVENT_TYPES = {
+    "CONTACT": {"CREATE", "UPDATE"},
+    "INVOICE": {"CREATE", "UPDATE"},
+    "CREDITNOTE": {"CREATE", "UPDATE"},
+    "SUBSCRIPTION": {"CREATE", "UPDATE"},
+    "PROJECT": {"PROJECT.STATUS.CHANGED", "PROJECT.COMPLETED", "CREATE", "UPDATE"},
+}
+
+
+class MalformedPayload(Exception):
+    """A correctly signed body that is not a valid webhook envelope (kept in quarantine)."""
+
+
+def sign(body: bytes, key: str) -> str:
+    digest = hmac.new(key.encode("utf-8"), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def verify(body: bytes, signatures: Sequence[str], keys: Sequence[str]) -> bool:
+    """True when exactly one well-formed signature header matches one of `keys`.
+
+    The key is used as its UTF-8 bytes (never base64-decoded); every candidate is compared in
+    constant time, and the comparison runs for every key so timing says nothing about which.
+    """
+    if len(signatures) != 1 or not keys:
+        return False
+    given = signatures[0].strip()
+    if not _SIGNATURE_SHAPE.match(given):
+        return False
+    # Compare the text, not the decoded bytes: the last base64 character carries two padding
+    # bits, so decoding would accept a signature with one character changed.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(sign(body, key), given)
+    return matched
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookEvent:
+    tenant_id: str
+    tenant_type: str
+    category: str
+    event_type: str
+    resource_id: str
+    event_at: datetime
+
+    @property
+    def dedupe_key(self) -> str:
+        """Xero sends at least once and names no event id: these fields identify an event."""
+        return (
+            f"{self.category}:{self.event_type}:{self.resource_id}:"
+            f"{self.event_at.isoformat(timespec='milliseconds')}"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    events: list[WebhookEvent]
+    first_sequence: int
+    last_sequence: int
+
+
+def parse_event_date(value: Any) -> datetime:
+    """Xero's `eventDateUtc`: UTC without a zone (`2024-06-21T01:15:39.902`); a zone is allowed."""
+    if not isinstance(value, str) or not value:
+        raise MalformedPayload("eventDateUtc must be a timestamp string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedPayload(f"eventDateUtc is not a timestamp: {value[:40]!r}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _text(item: dict[str, Any], key: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise MalformedPayload(f"event field {key!r} is missing or not a string")
+    return value.strip()
+
+
+def _parse_event(item: Any) -> WebhookEvent:
+    if not isinstance(item, dict):
+        raise MalformedPayload("each event must be an object")
+    category = _text(item, "eventCategory").upper()
+    event_type = _text(item, "eventType").upper()  # docs show "Update" as well as "UPDATE"
+    if category not in EVENT_TYPES:
+        raise MalformedPayload(f"unknown eventCategory {category!r}")
+    if event_type not in EVENT_TYPES[category]:
+        raise MalformedPayload(f"eventType {event_type!r} is not one of category {category}")
+    resource_id, tenant_id = _text(item, "resourceId"), _text(item, "tenantId")
+    for name, value in (("resourceId", resource_id), ("tenantId", tenant_id)):
+        if not _UUIDISH.match(value):
+            raise MalformedPayload(f"{name} is not an identifier")
+    _text(item, "resourceUrl")  # required by the schema; never followed
+    return WebhookEvent(
+        tenant_id=tenant_id,
+        tenant_type=_text(item, "tenantType").upper(),
+        category=category,
+        event_type=event_type,
+        resource_id=resource_id,
+        event_at=parse_event_date(item.get("eventDateUtc")),
+    )
+
+
+def parse(body: bytes) -> Delivery:
+    """The envelope of a verified body, or MalformedPayload saying what is wrong."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise MalformedPayload("the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise MalformedPayload("the body is not a JSON object")
+    events = data.get("events")
+    if not isinstance(events, list):
+        raise MalformedPayload("`events` must be a list")
+    sequences = [data.get("firstEventSequence"), data.get("lastEventSequence")]
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in sequences):
+        raise MalformedPayload("event sequence numbers must be whole numbers")
+    if not isinstance(data.get("entropy"), str):
+        raise MalformedPayload("`entropy` must be a string")
+    return Delivery(
+        events=[_parse_event(item) for item in events],
+        first_sequence=int(sequences[0]),  # type: ignore[arg-type]
+        last_sequence=int(sequences[1]),  # type: ignore[arg-type]
+    )

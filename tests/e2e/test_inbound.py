@@ -1,0 +1,312 @@
+"""Inbound, end to end: a status changed in Xero reaches the CRM through the signed webhook and
+through the poller; echoes, stale events and equivalent states change nothing; contacts and
+invoices update syncd's records; any number of redeliveries, in any order, change each request
+as if delivered once."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from syncd.crm.memory import MemoryCrm
+from syncd.domain.ids import CompanyId
+from syncd.scheduler import enqueue_polls
+from syncd.store.db import Database
+from syncd.store.links import JobLinkRepository
+from syncd.store.mappings import ContactMappingRepository
+from syncd.store.models import JobInvoice, JobLink
+from syncd.web.auth import Role
+from tests.harness import Harness, harness
+
+A = CompanyId("company-a")
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class Linked:
+    tenant: str
+    request_id: str
+    project_id: str
+    contact_id: str
+    client_id: str
+
+
+async def linked_job(
+    h: Harness,
+    crm: MemoryCrm,
+    *,
+    company: CompanyId = A,
+    crm_status: str = "processing",
+    xero_status: str = "INPROGRESS",
+    tenant: str | None = None,
+    number: int = 1,
+) -> Linked:
+    """A CRM request already synced to a Xero project (as the outbound side leaves it)."""
+    if tenant is None:
+        tenant = await h.connect(company)
+    if company not in crm.companies:
+        crm.add_company(name=f"Practice {company}", company_id=company)
+    client = crm.add_person(
+        company=company,
+        role="client",
+        email=f"client{number}@example.com",
+        first_name="Client",
+        last_name=str(number),
+    )
+    service = crm.add_service(company=company, name="Tax Return", base_price=Decimal("350"))
+    request = crm.add_request(
+        company=company, client_id=client, service_id=service, now=T0, status=crm_status
+    )
+    contact = h.sandbox.add_contact(tenant, f"Client {number}", email=f"client{number}@example.com")
+    project = h.sandbox.add_project(
+        tenant, contact_id=contact.contact_id, name=f"Tax Return - Client {number}"
+    )
+    if xero_status != "INPROGRESS":
+        h.sandbox.set_project_status(tenant, project.project_id, xero_status)
+    await h.deliver_webhooks()  # set-up noise (contact and project created) is handled first
+    async with h.services.db.transaction() as session:
+        link = await JobLinkRepository(session).create_pending(
+            company=company, request_id=request, now=T0
+        )
+        link.state, link.xero_job_id = "linked", project.project_id
+        link.xero_job_number = "PRJ-TEST"
+        link.xero_contact_id = contact.contact_id
+        link.crm_status_seen, link.xero_status_seen = crm_status, xero_status
+        link.xero_seen_at = T0
+        await ContactMappingRepository(session).save(
+            company=company,
+            client_id=client,
+            contact_id=contact.contact_id,
+            contact_name=contact.name,
+            auto_created=True,
+            now=T0,
+        )
+    return Linked(tenant, request, project.project_id, contact.contact_id, client)
+
+
+@pytest.fixture
+def crm() -> MemoryCrm:
+    return MemoryCrm()
+
+
+@pytest.fixture
+async def h(db: Database, fernet_key: str, crm: MemoryCrm) -> AsyncIterator[Harness]:
+    async with harness(db, fernet_key, crm=crm) as ready:
+        yield ready
+
+
+async def status_of(crm: MemoryCrm, job: Linked, company: CompanyId = A) -> str:
+    request = await crm.get_request(company=company, request_id=job.request_id)
+    assert request is not None
+    return request.status
+
+
+async def link_of(h: Harness, job: Linked, company: CompanyId = A) -> JobLink:
+    async with h.services.db.transaction() as session:
+        link = await JobLinkRepository(session).for_request(
+            company=company, request_id=job.request_id
+        )
+    assert link is not None
+    return link
+
+
+async def test_a_job_closed_in_xero_completes_the_request_via_webhook(
+    h: Harness, crm: MemoryCrm
+) -> None:
+    """Signed webhook → inbox → fetch the project by id → CRM completed, once."""
+    job = await linked_job(h, crm)
+    h.sandbox.set_project_status(job.tenant, job.project_id, "CLOSED")
+    await h.deliver_webhooks()
+    assert await status_of(crm, job) == "completed"
+    assert [w.status for w in crm.applied_writes] == ["completed"]
+    link = await link_of(h, job)
+    assert (link.xero_status_seen, link.crm_status_written) == ("CLOSED", "completed")
+    fetched = [e for e in h.sandbox.ledger if e.method == "GET" and job.project_id in e.path]
+    assert len(fetched) == 1  # the state came from Xero's API, not from the event
+
+
+async def test_the_poller_finds_changes_when_webhooks_are_off(h: Harness, crm: MemoryCrm) -> None:
+    """With webhooks disabled, a poll of the practice's projects applies the same change."""
+    job = await linked_job(h, crm)
+    h.sandbox.faults.webhooks_enabled = False
+    h.sandbox.set_project_status(job.tenant, job.project_id, "CLOSED")
+    await h.deliver_webhooks()
+    assert await status_of(crm, job) == "processing"  # nothing was sent
+    assert await enqueue_polls(h.services) == 1
+    assert await enqueue_polls(h.services) == 0  # one poll per practice per interval
+    await h.settle()
+    assert await status_of(crm, job) == "completed"
+    project_gets = [
+        e for e in h.sandbox.ledger if e.method == "GET" and e.path.endswith(job.project_id)
+    ]
+    assert project_gets == []  # the poller's snapshot was used, not fetched again
+
+
+async def test_a_reopened_job_reopens_the_request(h: Harness, crm: MemoryCrm) -> None:
+    """CLOSED → INPROGRESS in Xero while the CRM is completed sets processing."""
+    job = await linked_job(h, crm, crm_status="completed", xero_status="CLOSED")
+    h.sandbox.set_project_status(job.tenant, job.project_id, "INPROGRESS")
+    await h.deliver_webhooks()
+    assert await status_of(crm, job) == "processing"
+
+
+async def test_closed_does_not_turn_cancelled_into_completed(h: Harness, crm: MemoryCrm) -> None:
+    """Equivalent states are left alone (and the link records what Xero has)."""
+    job = await linked_job(h, crm, crm_status="cancelled", xero_status="INPROGRESS")
+    h.sandbox.set_project_status(job.tenant, job.project_id, "CLOSED")
+    await h.deliver_webhooks()
+    assert await status_of(crm, job) == "cancelled"
+    assert crm.applied_writes == []
+    assert (await link_of(h, job)).xero_status_seen == "CLOSED"
+
+
+async def test_syncds_own_write_coming_back_is_an_echo(h: Harness, crm: MemoryCrm) -> None:
+    """syncd closes the job (outbound); Xero's event about it changes nothing in the CRM."""
+    from syncd.pipeline.inbound import set_state_task
+    from syncd.pipeline.outbox import enqueue
+
+    job = await linked_job(h, crm, crm_status="processing")
+    crm.set_status(
+        company=A, request_id=job.request_id, status="completed", now=T0 + timedelta(minutes=1)
+    )
+    async with h.services.db.transaction() as session:
+        await enqueue(session, set_state_task(A, job.request_id, "CLOSED", 1), now=T0)
+    await h.settle()
+    assert h.sandbox.project(job.tenant, job.project_id).status == "CLOSED"
+    await h.deliver_webhooks()  # the project.completed event of syncd's own PATCH
+    assert crm.applied_writes == []
+    assert await status_of(crm, job) == "completed"
+
+
+async def test_stale_events_are_ignored_without_a_call(h: Harness, crm: MemoryCrm) -> None:
+    """An event older than what the link holds is dropped before fetching anything."""
+    job = await linked_job(h, crm)
+    async with h.services.db.transaction() as session:
+        link = await JobLinkRepository(session).for_request(company=A, request_id=job.request_id)
+        assert link is not None
+        link.xero_seen_at = datetime.now(UTC) + timedelta(hours=1)
+    h.sandbox.set_project_status(job.tenant, job.project_id, "CLOSED")
+    calls = len(h.sandbox.ledger)
+    await h.deliver_webhooks()
+    assert await status_of(crm, job) == "processing"
+    assert [e for e in h.sandbox.ledger[calls:] if job.project_id in e.path] == []
+
+
+async def test_contact_events_refresh_the_client_mapping(h: Harness, crm: MemoryCrm) -> None:
+    """A contact renamed and archived in Xero shows in the mapping."""
+    job = await linked_job(h, crm)
+    h.sandbox.update_contact(job.tenant, job.contact_id, name="Client One Pty Ltd")
+    h.sandbox.archive_contact(job.tenant, job.contact_id)
+    await h.deliver_webhooks()
+    async with h.services.db.transaction() as session:
+        mapping = await ContactMappingRepository(session).for_client(
+            company=A, client_id=job.client_id
+        )
+    assert mapping is not None
+    assert (mapping.xero_contact_name, mapping.archived) == ("Client One Pty Ltd", True)
+
+
+async def test_invoice_events_are_recorded_against_the_request(h: Harness, crm: MemoryCrm) -> None:
+    """An invoice whose reference names the job is tied to the request."""
+    job = await linked_job(h, crm)
+    h.sandbox.add_invoice(
+        job.tenant,
+        contact_id=job.contact_id,
+        total=Decimal("385.00"),
+        reference="PRJ-TEST tax return",
+    )
+    await h.deliver_webhooks()
+    async with h.services.db.transaction() as session:
+        rows = (await session.execute(select(JobInvoice))).scalars().all()
+    assert [(r.request_id, r.total, r.linked_by) for r in rows] == [
+        (job.request_id, "385.00", "reference")
+    ]
+
+
+async def test_events_for_an_unconnected_tenant_are_ignored(h: Harness, crm: MemoryCrm) -> None:
+    """A practice that disconnected gets nothing applied; the rows stay as an audit."""
+    job = await linked_job(h, crm)
+    await h.syncd.post("/api/integrations/xero/disconnect", headers=h.auth(Role.PRACTICE_ADMIN, A))
+    h.sandbox.set_project_status(job.tenant, job.project_id, "CLOSED")
+    await h.deliver_webhooks()
+    assert await status_of(crm, job) == "processing"
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    """Keeps every webhook Xero sends instead of delivering it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append((await request.aread(), request.headers["x-xero-signature"]))
+        return httpx.Response(200)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    changes=st.lists(
+        st.tuples(st.integers(0, 2), st.sampled_from(["CLOSED", "INPROGRESS"])),
+        min_size=1,
+        max_size=8,
+    ),
+    seed=st.integers(0, 2**16),
+)
+async def test_redelivered_shuffled_events_change_each_request_as_once(
+    db: Database, fernet_key: str, changes: list[tuple[int, str]], seed: int
+) -> None:
+    """Every event delivered three times, concurrently and shuffled: each request is written
+    at most once (exactly when its class changed) and ends in Xero's class."""
+    from syncd.sandbox.state import SandboxState
+    from syncd.sandbox.webhooks import WebhookDispatcher
+
+    crm = MemoryCrm()
+    # Each example is a new world on the same database: new tenant ids (seeded), new practice.
+    world = SandboxState(seed=uuid.uuid4().int % 2**32)
+    async with harness(db, fernet_key, crm=crm, sandbox=world) as h:
+        company = CompanyId(str(uuid.uuid4()))
+        jobs = []
+        tenant = None
+        for n in range(3):
+            job = await linked_job(h, crm, company=company, tenant=tenant, number=n)
+            tenant = job.tenant
+            jobs.append(job)
+        recorder = Recorder()
+        capture = WebhookDispatcher(h.sandbox, transport=recorder)
+        for index, state in changes:
+            h.sandbox.set_project_status(jobs[index].tenant, jobs[index].project_id, state)
+            await capture.flush()
+        deliveries = recorder.sent * 3
+        random.Random(seed).shuffle(deliveries)
+        answers = await asyncio.gather(
+            *(
+                h.syncd.post(
+                    "/api/integrations/xero/webhook",
+                    content=body,
+                    headers={"x-xero-signature": signature},
+                )
+                for body, signature in deliveries
+            )
+        )
+        assert {a.status_code for a in answers} <= {200}
+        await h.settle()
+        for job in jobs:
+            final_xero = h.sandbox.project(job.tenant, job.project_id).status
+            final_crm = await status_of(crm, job, company)
+            expected = "completed" if final_xero == "CLOSED" else "processing"
+            assert final_crm == expected
+            writes = [w for w in crm.applied_writes if w.request_id == job.request_id]
+            assert len(writes) == (0 if final_xero == "INPROGRESS" else 1)
