@@ -13,6 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from syncd.domain.ids import CompanyId
 from syncd.logs import get_logger
+from syncd.pipeline.changefeed import ChangeFeed
 from syncd.pipeline.outbox import enqueue
 from syncd.pipeline.poller import poll_task
 from syncd.services import Services
@@ -61,6 +62,19 @@ async def enqueue_polls(services: Services) -> int:
     return added
 
 
+async def read_changes(services: Services) -> int:
+    """Each connected practice's CRM changes become tasks (see syncd.pipeline.changefeed)."""
+    if services.crm is None:
+        return 0
+    feed = ChangeFeed(db=services.db, crm=services.crm, clock=services.clock)
+    async with services.db.transaction() as session:
+        connections = await ConnectionRepository(session).list_active_across_companies()
+    total = 0
+    for connection in connections:
+        total += await feed.read(CompanyId(connection.company_id))
+    return total
+
+
 class SchedulerRunner:
     """Starts the periodic jobs and, on stop, lets running ones finish (graceful SIGTERM)."""
 
@@ -96,6 +110,7 @@ class SchedulerRunner:
     def start(self) -> None:
         self.add("drain_outbox", drain_outbox, seconds=1)
         self.add("drain_inbox", drain_inbox, seconds=1)
+        self.add("read_changes", read_changes, seconds=self.services.settings.change_feed_seconds)
         self.add("enqueue_polls", enqueue_polls, seconds=30)
         self.add("housekeeping", housekeeping, seconds=300)
         self.scheduler.start()

@@ -6,19 +6,21 @@ and a clock and limits to scale time.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 
 from syncd.clock import Clock, SystemClock
 from syncd.crm.port import CrmPort
+from syncd.domain.retry import RetryPolicy
 from syncd.pipeline.connect import ConnectService, OAuthApp
 from syncd.pipeline.inbound import InboundHandler
 from syncd.pipeline.inbox import Inbox, InboxWriter
 from syncd.pipeline.outbound import Outbound
-from syncd.pipeline.outbox import Outbox
+from syncd.pipeline.outbox import ClaimedTask, Outbox
 from syncd.pipeline.poller import Poller
 from syncd.pipeline.worker import TaskHandler, Worker, worker_id
 from syncd.settings import Settings
@@ -97,7 +99,7 @@ async def open_services(
             crm = sql_crm
         writer = InboxWriter(db)
         stack.push_async_callback(writer.close)
-        worker = _worker(db, clock, xero, crm, writer)
+        worker = _worker(settings, db, clock, xero, crm, writer)
         stack.push_async_callback(worker.close)
         yield Services(
             settings=settings,
@@ -112,7 +114,12 @@ async def open_services(
 
 
 def _worker(
-    db: Database, clock: Clock, xero: XeroSide | None, crm: CrmPort | None, writer: InboxWriter
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    xero: XeroSide | None,
+    crm: CrmPort | None,
+    writer: InboxWriter,
 ) -> Worker:
     """The worker with the handlers this configuration can run (Xero and a CRM are needed
     for most; without them tasks simply wait)."""
@@ -120,9 +127,13 @@ def _worker(
     inbound = None
     if xero is not None:
         handlers["poll_company"] = Poller(db=db, projects=xero.projects, writer=writer, clock=clock)
+    on_dead: Callable[[ClaimedTask, str], Awaitable[None]] | None = None
     if xero is not None and crm is not None:
-        outbound = Outbound(db=db, crm=crm, projects=xero.projects, clock=clock)
-        handlers["set_job_state"] = outbound.set_job_state
+        outbound = Outbound(
+            db=db, crm=crm, projects=xero.projects, contacts=xero.contacts, clock=clock
+        )
+        handlers.update(outbound.handlers())
+        on_dead = outbound.record_dead
         inbound = InboundHandler(
             db=db,
             crm=crm,
@@ -131,12 +142,19 @@ def _worker(
             invoices=xero.invoices,
             clock=clock,
         )
+    outbox = Outbox(
+        db,
+        owner=worker_id(),
+        lease=timedelta(seconds=settings.outbox_lease_seconds),
+        policy=RetryPolicy(max_attempts=settings.outbox_max_attempts),
+    )
     return Worker(
-        outbox=Outbox(db, owner=worker_id()),
+        outbox=outbox,
         inbox=Inbox(db),
         inbound=inbound,
         handlers=handlers,
         clock=clock,
+        on_dead=on_dead,
         per_company=xero.governor.limits.concurrent if xero else 5,
     )
 
@@ -158,7 +176,15 @@ async def _xero_side(
         build_client(base_url=settings.xero_identity_url, transport=transport)
     )
     audit = SyncLogAudit(db)
-    governor = RateGovernor(limits, clock=clock)
+    governor = RateGovernor(
+        limits
+        or Limits(
+            per_minute=settings.xero_minute_limit,
+            per_day=settings.xero_day_limit,
+            concurrent=settings.xero_concurrent_limit,
+        ),
+        clock=clock,
+    )
     identity = IdentityClient(
         identity=identity_client,
         api=api_client,

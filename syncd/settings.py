@@ -338,6 +338,13 @@ class Settings:
     encryption_keys: tuple[Secret, ...] = field(default=())
     jwt_secret: Secret | None = None
     jwt_public_key: str | None = None
+    xero_minute_limit: int = 60
+    xero_day_limit: int = 5000
+    xero_concurrent_limit: int = 5
+    crm_webhook_secret: Secret | None = None
+    change_feed_seconds: int = 10
+    outbox_max_attempts: int = 8
+    outbox_lease_seconds: int = 300
     poll_interval_minutes: int = 5
     webhook_max_bytes: int = 262144
     host: str = "127.0.0.1"

@@ -25,9 +25,10 @@ from syncd.domain.statuses import (
     decide_inbound,
     is_stale,
 )
+from syncd.domain.tasks import set_job_state
 from syncd.logs import get_logger
 from syncd.pipeline.inbox import ClaimedEvent
-from syncd.pipeline.outbox import NewTask, enqueue
+from syncd.pipeline.outbox import NewTask, enqueue, new_task
 from syncd.store.connections import ConnectionRepository
 from syncd.store.db import Database
 from syncd.store.invoices import JobInvoiceRepository
@@ -57,17 +58,6 @@ def link_view(link: JobLink) -> LinkView:
         xero_seen=link.xero_status_seen,
         xero_written=link.xero_status_written,
         xero_seen_at=link.xero_seen_at,
-    )
-
-
-def set_state_task(company: CompanyId, request_id: str, state: str, version: int) -> NewTask:
-    """The outbound task that writes a job state to Xero (ordered after the job's creation)."""
-    return NewTask(
-        company=company,
-        kind="set_job_state",
-        key=f"state:{request_id}:{state}:{version}",
-        payload={"request_id": request_id, "state": state},
-        order_key=f"request:{request_id}",
     )
 
 
@@ -188,7 +178,10 @@ class InboundHandler:
                     settings.conflict_policy.value,
                     decision.conflict or "crm kept",
                 ),
-                follow_up=set_state_task(company, request.request_id, decision.state, link.version),
+                follow_up=new_task(
+                    company,
+                    set_job_state(request.request_id, decision.state, f"conflict-{link.version}"),
+                ),
             )
             return Outcome("done", f"conflict: CRM kept; Xero will be set to {decision.state}")
         if isinstance(decision, Conflict):

@@ -22,6 +22,7 @@ from sqlalchemy.orm import aliased
 
 from syncd.domain.ids import CompanyId
 from syncd.domain.retry import GiveUp, RetryAfter, RetryPolicy, WaitForReconnect, decide
+from syncd.domain.tasks import TaskSpec
 from syncd.logs import get_logger
 from syncd.store.db import Database
 from syncd.store.models import OutboxTask, XeroConnection
@@ -43,6 +44,16 @@ class NewTask:
     order_key: str | None = None
     run_after: datetime | None = None
     max_attempts: int | None = None
+
+
+def new_task(company: CompanyId, spec: TaskSpec) -> NewTask:
+    return NewTask(
+        company=company,
+        kind=spec.kind,
+        key=spec.key,
+        payload=dict(spec.payload),
+        order_key=spec.order_key,
+    )
 
 
 async def enqueue(session: AsyncSession, task: NewTask, *, now: datetime) -> int | None:

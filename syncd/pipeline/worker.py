@@ -55,6 +55,7 @@ class Worker:
         inbound: InboundHandler | None,
         handlers: Mapping[str, TaskHandler],
         clock: Clock,
+        on_dead: Callable[[ClaimedTask, str], Awaitable[None]] | None = None,
         max_in_flight: int = 20,
         per_company: int = 5,
         inbox_batch: int = 50,
@@ -64,6 +65,7 @@ class Worker:
         self.inbound = inbound
         self.handlers = dict(handlers)
         self.clock = clock
+        self.on_dead = on_dead
         self.max_in_flight = max_in_flight
         self.per_company = per_company
         self.inbox_batch = inbox_batch
@@ -114,7 +116,9 @@ class Worker:
         except Exception as exc:  # every failure is classified by the one retry policy
             if not isinstance(exc, SyncError):
                 log.exception("outbox.task_crashed", task=task.id, kind=task.kind)
-            await self.outbox.fail(task, exc, now=self.clock.now())
+            state = await self.outbox.fail(task, exc, now=self.clock.now())
+            if state == "dead" and self.on_dead is not None:
+                await self.on_dead(task, f"{exc}")
 
     # -- inbox -------------------------------------------------------------------------------
 

@@ -284,6 +284,17 @@ class JobInvoice(Base):
     updated_at: Mapped[datetime]
 
 
+class CrmEventReceipt(Base):
+    """A CRM-pushed event already taken in (Standard Webhooks ids repeat on redelivery)."""
+
+    __tablename__ = "crm_event_receipts"
+
+    company_id: Mapped[str] = mapped_column(COMPANY, primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(60))
+    received_at: Mapped[datetime]
+
+
 class SyncLogEntry(Base):
     """One Xero call: never a token, only what an admin needs to follow the trail."""
 

@@ -14,7 +14,7 @@ from syncd.logs import get_logger
 from syncd.scheduler import SchedulerRunner
 from syncd.services import Services, open_services
 from syncd.settings import Settings
-from syncd.web import connection, health, webhook
+from syncd.web import connection, crm_events, health, synclog, webhook
 from syncd.web.auth import JwtVerifier
 from syncd.web.errors import exception_handlers
 
@@ -23,7 +23,13 @@ log = get_logger("syncd.web")
 
 def all_routes() -> list[BaseRoute]:
     # The webhook first: it is the hot path, and routing tries routes in order.
-    return [*webhook.routes, *health.routes, *connection.routes]
+    return [
+        *webhook.routes,
+        *health.routes,
+        *connection.routes,
+        *crm_events.routes,
+        *synclog.routes,
+    ]
 
 
 def create_app(

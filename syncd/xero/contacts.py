@@ -35,6 +35,10 @@ def where_email(email: str) -> str:
     return f'EmailAddress=="{_quote(email)}"'
 
 
+def where_name(name: str) -> str:
+    return f'Name=="{_quote(" ".join(name.split()))}"'
+
+
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
@@ -86,6 +90,14 @@ class ContactsApi:
         """The active contact whose main email is `email`, if any (archived ones are skipped)."""
         response = await self.http.request(
             company, "GET", f"{BASE}/Contacts", params={"where": where_email(email)}
+        )
+        active = [c for c in parse_contacts(response.json()) if not c.archived]
+        return active[0] if active else None
+
+    async def find_by_name(self, company: CompanyId, name: str) -> Contact | None:
+        """The active contact with exactly this name (Xero keeps names unique among them)."""
+        response = await self.http.request(
+            company, "GET", f"{BASE}/Contacts", params={"where": where_name(name)}
         )
         active = [c for c in parse_contacts(response.json()) if not c.archived]
         return active[0] if active else None

@@ -173,15 +173,15 @@ async def test_closed_does_not_turn_cancelled_into_completed(h: Harness, crm: Me
 
 async def test_syncds_own_write_coming_back_is_an_echo(h: Harness, crm: MemoryCrm) -> None:
     """syncd closes the job (outbound); Xero's event about it changes nothing in the CRM."""
-    from syncd.pipeline.inbound import set_state_task
-    from syncd.pipeline.outbox import enqueue
+    from syncd.domain.tasks import set_job_state
+    from syncd.pipeline.outbox import enqueue, new_task
 
     job = await linked_job(h, crm, crm_status="processing")
     crm.set_status(
         company=A, request_id=job.request_id, status="completed", now=T0 + timedelta(minutes=1)
     )
     async with h.services.db.transaction() as session:
-        await enqueue(session, set_state_task(A, job.request_id, "CLOSED", 1), now=T0)
+        await enqueue(session, new_task(A, set_job_state(job.request_id, "CLOSED", "v1")), now=T0)
     await h.settle()
     assert h.sandbox.project(job.tenant, job.project_id).status == "CLOSED"
     await h.deliver_webhooks()  # the project.completed event of syncd's own PATCH
