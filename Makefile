@@ -41,22 +41,15 @@ format: install
 test: install postgres lint
 	SYNCD_TEST_DATABASES=sqlite,postgresql $(BIN)/pytest
 
-# Migrate a fresh SQLite database in .demo/ and serve it (keys generated on first run).
+# The whole story on SQLite and the bundled sandbox (in .demo/), then keep serving for a look
+# around: syncd on 127.0.0.1:8000, the sandbox on 127.0.0.1:8900. Ctrl-C stops.
 demo: install
 	@mkdir -p $(DEMO_DIR)
 	@if [ ! -f $(DEMO_DIR)/.env ]; then \
 		echo "SYNCD_ENCRYPTION_KEYS=$$($(BIN)/syncd keys generate)" > $(DEMO_DIR)/.env; \
-		echo "SYNCD_DATABASE_URL=sqlite:///syncd-demo.db" >> $(DEMO_DIR)/.env; \
-		echo "SYNCD_LOG_FORMAT=console" >> $(DEMO_DIR)/.env; \
+		echo "SYNCD_JWT_SECRET=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')" >> $(DEMO_DIR)/.env; \
 	fi
-	cd $(DEMO_DIR) && ../$(BIN)/syncd migrate
-	@echo ""
-	@echo "syncd is starting on http://127.0.0.1:8000"
-	@echo "  health:    http://127.0.0.1:8000/healthz"
-	@echo "  readiness: http://127.0.0.1:8000/readyz"
-	@echo "  data:      $(DEMO_DIR)/syncd-demo.db (settings in $(DEMO_DIR)/.env); Ctrl-C stops"
-	@echo ""
-	cd $(DEMO_DIR) && exec ../$(BIN)/syncd serve
+	cd $(DEMO_DIR) && exec ../$(BIN)/syncd demo --serve
 
 # Not part of `make test`: measured figures, reported as ratios against a baseline.
 benchmarks: install postgres

@@ -231,6 +231,82 @@ def cmd_sample_crm(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- sync-job ---------------------------------------------------------------------------------
+
+
+def cmd_sync_job(settings: Settings, args: argparse.Namespace) -> int:
+    settings.require("SYNCD_ENCRYPTION_KEYS", "XERO_CLIENT_ID", "SYNCD_CRM_DATABASE_URL")
+    _setup_logging(settings)
+    return asyncio.run(_sync_job(settings, args.request_id, args.company, args.timeout))
+
+
+async def _sync_job(settings: Settings, request_id: str, company_text: str, wait: int) -> int:
+    import time
+
+    from syncd.domain.ids import CompanyId
+    from syncd.domain.tasks import sync_request
+    from syncd.pipeline.outbox import TaskRepository, enqueue_spec
+    from syncd.services import open_services
+
+    company = CompanyId(company_text)
+    async with open_services(settings) as services:
+        assert services.crm is not None
+        if await services.crm.get_request(company=company, request_id=request_id) is None:
+            raise CommandError(f"request {request_id} is not in practice {company}")
+        now = services.clock.now()
+        async with services.db.transaction() as session:
+            task = await enqueue_spec(session, company, sync_request(request_id, now), now=now)
+        print(f"task {task.id} queued: sync request {request_id}", flush=True)
+        deadline, shown = time.monotonic() + wait, ""
+        while time.monotonic() < deadline:
+            await services.worker.tick_outbox()
+            await asyncio.sleep(0.2)
+            async with services.db.transaction() as session:
+                current = await TaskRepository(session).get(company=company, task_id=task.id)
+            assert current is not None
+            line = f"  {current.state} (attempt {current.attempts})"
+            if current.last_error and current.state == "pending":
+                line += f", retrying at {current.run_after:%H:%M:%S}: {current.last_error}"
+            if line != shown:
+                print(line, flush=True)
+                shown = line
+            if current.state == "done":
+                print(f"done: {current.result}")
+                return EXIT_OK
+            if current.state == "dead":
+                print(f"failed: {current.last_error}", file=sys.stderr)
+                return EXIT_FAILURE
+        await services.worker.close(grace=5)
+    print(f"still not finished after {wait}s; the worker will go on with it", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from syncd.demo import Demo, Summary, demo_settings, dumps, fresh_start, print_summary
+
+    configure_logging(
+        "console" if not args.json else "json", "warning", secrets=_secrets_of(settings)
+    )
+
+    def told(summary: Summary) -> None:
+        if args.json:
+            print(dumps(summary), flush=True)
+        else:
+            print_summary(summary)
+
+    say = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
+    demo = demo_settings(settings, Path.cwd())
+    fresh_start(demo)
+    summary = asyncio.run(Demo(demo, say).run(serve=args.serve, told=told))
+    complete = summary.jobs_created == summary.requests_assigned > 0
+    return EXIT_OK if complete and summary.statuses_to_crm and summary.statuses_to_xero else 1
+
+
 # -- config ----------------------------------------------------------------------------------
 
 
@@ -355,6 +431,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the sandbox's clock faster (60: a rate-limit minute lasts a second)",
     )
     sandbox.set_defaults(handler=cmd_sandbox)
+
+    sync_job = commands.add_parser(
+        "sync-job",
+        help="sync one CRM request with Xero now, and wait for the outcome",
+        description=(
+            "Queue a manual sync of REQUEST_ID (create its Xero job if it has none, otherwise "
+            "make Xero's job state match the request, checking Xero's actual job) and run it, "
+            "printing progress. Exit 0 when done, 1 when it failed or timed out."
+        ),
+    )
+    sync_job.add_argument("request_id", metavar="REQUEST_ID")
+    sync_job.add_argument("--company", required=True, help="the request's practice (company id)")
+    sync_job.add_argument("--timeout", type=int, default=120, help="seconds to wait (default 120)")
+    sync_job.set_defaults(handler=cmd_sync_job)
+
+    demo = commands.add_parser(
+        "demo",
+        help="tell the whole story on SQLite and the bundled Xero sandbox",
+        description=(
+            "Create a sample CRM, connect two practices to their own sandbox organisations, "
+            "assign requests and watch the Xero jobs appear, close a job in Xero and see the "
+            "request complete in the CRM, complete a request in the CRM and see the job close, "
+            "then print a summary. Every run starts afresh in the working folder (it replaces "
+            "syncd-demo.db and crm-demo.db there). Exit code 0 when every step worked."
+        ),
+    )
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep serving afterwards (syncd on :8000, the sandbox on :8900) until Ctrl-C",
+    )
+    demo.set_defaults(handler=cmd_demo)
 
     sample = commands.add_parser(
         "sample-crm",

@@ -86,6 +86,16 @@ async def enqueue(session: AsyncSession, task: NewTask, *, now: datetime) -> int
     return (await session.execute(statement)).scalar_one_or_none()
 
 
+async def enqueue_spec(
+    session: AsyncSession, company: CompanyId, spec: TaskSpec, *, now: datetime
+) -> OutboxTask:
+    """Enqueue (or find, when the key exists) and return the task row."""
+    await enqueue(session, new_task(company, spec), now=now)
+    task = await TaskRepository(session).by_key(company=company, key=spec.key)
+    assert task is not None
+    return task
+
+
 class TaskRepository(TenantRepository[OutboxTask]):
     """Reading tasks for admins (the sync log views) and retrying dead ones."""
 

@@ -15,9 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from syncd.domain.ids import CompanyId
 from syncd.domain.tasks import sync_request
-from syncd.pipeline.outbox import TaskRepository, enqueue, new_task
+from syncd.pipeline.outbox import TaskRepository, enqueue_spec
 from syncd.store.models import OutboxTask, SyncLogEntry
 from syncd.store.sync_log import SyncLogRepository
 from syncd.web.auth import access, admin_scope
@@ -160,17 +159,10 @@ async def sync_job(request: Request) -> JSONResponse:
         raise ApiError(503, "no CRM is configured (SYNCD_CRM_DATABASE_URL)")
     if await services.crm.get_request(company=company, request_id=request_id) is None:
         raise ApiError(404, f"request {request_id} is not in this practice")
-    task = await enqueue_sync(services.db, company, request_id, services.clock.now())
+    now = services.clock.now()
+    async with services.db.transaction() as session:
+        task = await enqueue_spec(session, company, sync_request(request_id, now), now=now)
     return JSONResponse(task_json(task), status_code=202)
-
-
-async def enqueue_sync(db: Any, company: CompanyId, request_id: str, now: Any) -> OutboxTask:
-    spec = sync_request(request_id, now)
-    async with db.transaction() as session:
-        await enqueue(session, new_task(company, spec), now=now)
-        task = await TaskRepository(session).by_key(company=company, key=spec.key)
-        assert task is not None
-        return task
 
 
 routes = [

@@ -66,7 +66,21 @@ def test_bad_setting_in_dotenv_is_reported_too(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["serve"], ["worker"], ["migrate"], ["keys"], ["keys", "generate"], ["keys", "rotate"]],
+    [
+        [],
+        ["serve"],
+        ["worker"],
+        ["migrate"],
+        ["keys"],
+        ["keys", "generate"],
+        ["keys", "rotate"],
+        ["config"],
+        ["token"],
+        ["sandbox"],
+        ["sample-crm"],
+        ["sync-job"],
+        ["demo"],
+    ],
 )
 def test_every_command_explains_itself(tmp_path: Path, command: list[str]) -> None:
     """`--help` works everywhere and says what the command does."""
@@ -205,3 +219,22 @@ def test_worker_runs_until_sigterm(tmp_path: Path) -> None:
         process.kill()
     assert process.returncode == 0
     assert "scheduler.stopped" in err
+
+
+def test_sync_job_names_an_unknown_request(tmp_path: Path) -> None:
+    """`syncd sync-job` for a request the practice does not have says so, exit code 1."""
+    crm = f"sqlite:///{tmp_path / 'crm.db'}"
+    created = run(["sample-crm", "--database", crm, "--practices", "1"], tmp_path)
+    assert created.returncode == 0, created.stderr
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    run(["migrate"], tmp_path, SYNCD_DATABASE_URL=url)
+    result = run(
+        ["sync-job", "no-such-request", "--company", "acme"],
+        tmp_path,
+        SYNCD_DATABASE_URL=url,
+        SYNCD_CRM_DATABASE_URL=crm,
+        XERO_CLIENT_ID="x",
+        SYNCD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+    )
+    assert result.returncode == 1
+    assert "not in practice acme" in result.stderr

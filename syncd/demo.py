@@ -1,0 +1,357 @@
+"""`syncd demo`: the whole story on the embedded default (SQLite) and the bundled sandbox.
+
+A sample CRM with two practices; each connects to its own Xero organisation through the real
+OAuth flow; admins assign requests and syncd creates the Xero jobs; a job closed in Xero comes
+back to the CRM by webhook; a request completed in the CRM closes its job; then a summary (and,
+with --json, the same as JSON). Every run starts a fresh story in the working folder (it replaces
+the demo's two database files), so rerunning is safe. `--serve` keeps syncd on :8000 and the
+sandbox on :8900 afterwards for a look around.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from syncd.crm.sql import SqlCrm
+from syncd.domain.ids import CompanyId, UserId
+from syncd.pipeline.changefeed import ChangeFeed
+from syncd.sandbox.app import create_sandbox_app
+from syncd.sandbox.crm import SampleCrm, assign_request, create_sample_crm, set_request_status
+from syncd.sandbox.state import SandboxState
+from syncd.sandbox.webhooks import WebhookDispatcher
+from syncd.services import Services, open_services
+from syncd.settings import Secret, Settings
+from syncd.store.db import Database
+from syncd.store.migrate import upgrade
+from syncd.web.app import create_app
+
+SYNCD_URL = "http://127.0.0.1:8000"
+SANDBOX_URL = "http://127.0.0.1:8900"
+CLIENT_ID = "syncd-demo"
+CLIENT_SECRET = "demo-client-secret-0123456789"  # noqa: S105 - the sandbox's demo app
+WEBHOOK_KEY = "demo-webhook-key-0123456789"
+ASSIGN_PER_PRACTICE = 3
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Summary:
+    practices: list[dict[str, Any]] = field(default_factory=list)
+    requests_assigned: int = 0
+    jobs_created: int = 0
+    statuses_to_crm: int = 0
+    statuses_to_xero: int = 0
+    xero_calls: int = 0
+    endpoints: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "practices": self.practices,
+            "requests_assigned": self.requests_assigned,
+            "jobs_created": self.jobs_created,
+            "statuses_applied": {
+                "xero_to_crm": self.statuses_to_crm,
+                "crm_to_xero": self.statuses_to_xero,
+            },
+            "xero_calls": self.xero_calls,
+            "endpoints": self.endpoints,
+        }
+
+
+def demo_settings(base: Settings, folder: Path) -> Settings:
+    """The demo's own configuration: fresh files in `folder`, Xero = the bundled sandbox."""
+    from dataclasses import replace
+
+    keys = base.encryption_keys or (Secret(_fernet_key()),)
+    return replace(
+        base,
+        database_url=f"sqlite+aiosqlite:///{folder / 'syncd-demo.db'}",
+        crm_database_url=f"sqlite+aiosqlite:///{folder / 'crm-demo.db'}",
+        encryption_keys=keys,
+        xero_client_id=CLIENT_ID,
+        xero_client_secret=Secret(CLIENT_SECRET),
+        xero_redirect_uri=f"{SYNCD_URL}/api/integrations/xero/callback",
+        xero_webhook_key=Secret(WEBHOOK_KEY),
+        xero_api_url=SANDBOX_URL,
+        xero_identity_url=SANDBOX_URL,
+        xero_login_url=SANDBOX_URL,
+        jwt_secret=base.jwt_secret or Secret(secrets.token_urlsafe(32)),
+        embedded_scheduler="off",
+    )
+
+
+def _fernet_key() -> str:
+    from syncd.vault import generate_key
+
+    return generate_key()
+
+
+class Demo:
+    def __init__(self, settings: Settings, say: Say) -> None:
+        self.settings = settings
+        self.say = say
+        self.summary = Summary()
+        self.sandbox = SandboxState()
+        self.sandbox.register_app(
+            CLIENT_ID,
+            CLIENT_SECRET,
+            [settings.xero_redirect_uri],
+            WEBHOOK_KEY,
+            webhook_url=f"{SYNCD_URL}/api/integrations/xero/webhook",
+        )
+        self.sandbox_app = create_sandbox_app(self.sandbox)
+
+    async def run(self, *, serve: bool, told: Callable[[Summary], None]) -> Summary:
+        """Tell the story, hand the summary to `told`, then (with `serve`) keep serving."""
+        db = Database(self.settings.database_url)
+        await upgrade(db)
+        self.say("1. syncd's database migrated (SQLite, a fresh file)")
+        assert self.settings.crm_database_url is not None
+        sample = await create_sample_crm(self.settings.crm_database_url, practices=2)
+        self.say(f"2. sample CRM created: {', '.join(p.name for p in sample.practices)}")
+        crm = SqlCrm(self.settings.crm_database_url)
+        transport = httpx.ASGITransport(app=self.sandbox_app)
+        try:
+            async with open_services(
+                self.settings, db=db, crm=crm, xero_transport=transport
+            ) as services:
+                app = create_app(self.settings, services=services, run_scheduler=False)
+                await self._story(services, app, sample)
+                told(self.summary)
+                if serve:
+                    await self._serve(services, app)
+        finally:
+            await crm.dispose()
+            await db.dispose()
+        return self.summary
+
+    async def _story(self, services: Services, app: Any, sample: SampleCrm) -> None:
+        xero = services.require_xero()
+        crm = services.crm
+        assert crm is not None
+        syncd_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=SYNCD_URL)
+        browser = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.sandbox_app))
+        webhooks = WebhookDispatcher(self.sandbox, transport=httpx.ASGITransport(app=app))
+        feed = ChangeFeed(db=services.db, crm=crm, clock=services.clock, settle=timedelta(0))
+        crm_url = self.settings.crm_database_url or ""
+        async with syncd_client, browser:
+            # -- connect each practice to its own organisation -----------------------------
+            for practice in sample.practices:
+                tenant = self.sandbox.add_tenant(f"{practice.name} (Xero)")
+                self.sandbox.consent_tenant_ids = [tenant.tenant_id]
+                url = await xero.connect.start(
+                    company=CompanyId(practice.company_id), user=UserId(practice.admin_id)
+                )
+                consent = await browser.get(url)
+                back = urlsplit(consent.headers["location"])
+                answer = await syncd_client.get(f"{back.path}?{back.query}")
+                answer.raise_for_status()
+                self.summary.practices.append(
+                    {
+                        "company_id": practice.company_id,
+                        "name": practice.name,
+                        "tenant": tenant.name,
+                        "jobs": [],
+                    }
+                )
+                self.say(f"3. {practice.name} connected to {tenant.name} (OAuth + PKCE)")
+            # -- admins assign requests: jobs appear in Xero --------------------------------
+            now = datetime.now(UTC)
+            assigned: dict[str, list[str]] = {}
+            for practice in sample.practices:
+                pending = await crm.list_requests(
+                    company=CompanyId(practice.company_id), statuses=["pending"]
+                )
+                chosen = [r.request_id for r in pending[:ASSIGN_PER_PRACTICE]]
+                for index, request_id in enumerate(chosen):
+                    await assign_request(
+                        crm_url,
+                        company=CompanyId(practice.company_id),
+                        request_id=request_id,
+                        accountant_id=practice.accountant_ids[index % len(practice.accountant_ids)],
+                        now=now,
+                    )
+                assigned[practice.company_id] = chosen
+                self.summary.requests_assigned += len(chosen)
+            self.say(f"4. admins assigned {self.summary.requests_assigned} requests in the CRM")
+            await self._settle(services, feed, sample)
+            for practice, entry in zip(sample.practices, self.summary.practices, strict=True):
+                for request_id in assigned[practice.company_id]:
+                    request = await crm.get_request(
+                        company=CompanyId(practice.company_id), request_id=request_id
+                    )
+                    if request is not None and request.xero_job_id:
+                        self.summary.jobs_created += 1
+                        tenant = next(
+                            t for t in self.sandbox.tenants.values() if t.name == entry["tenant"]
+                        )
+                        project = self.sandbox.project(tenant.tenant_id, request.xero_job_id)
+                        entry["jobs"].append(
+                            {
+                                "request_id": request_id,
+                                "name": project.name,
+                                "job_number": request.xero_job_number,
+                            }
+                        )
+                        self.say(
+                            f'   job {request.xero_job_number} "{project.name}" '
+                            f"in {entry['tenant']}, written back to the CRM"
+                        )
+            self.say(f"5. {self.summary.jobs_created} Xero jobs created")
+            # -- Xero → CRM: a job closed in Xero completes its request -----------------------
+            for practice, entry in zip(sample.practices, self.summary.practices, strict=True):
+                first = entry["jobs"][0]["request_id"] if entry["jobs"] else None
+                if first is None:
+                    continue
+                request = await crm.get_request(
+                    company=CompanyId(practice.company_id), request_id=first
+                )
+                assert request is not None and request.xero_job_id
+                tenant = next(t for t in self.sandbox.tenants.values() if t.name == entry["tenant"])
+                self.sandbox.set_project_status(tenant.tenant_id, request.xero_job_id, "CLOSED")
+            await webhooks.flush()
+            await services.worker.wait_idle()
+            for practice, entry in zip(sample.practices, self.summary.practices, strict=True):
+                for job in entry["jobs"][:1]:
+                    request = await crm.get_request(
+                        company=CompanyId(practice.company_id), request_id=job["request_id"]
+                    )
+                    if request is not None and request.status == "completed":
+                        self.summary.statuses_to_crm += 1
+            self.say(
+                f"6. closed in Xero → completed in the CRM (by signed webhook): "
+                f"{self.summary.statuses_to_crm} requests"
+            )
+            # -- CRM → Xero: a request completed in the CRM closes its job ---------------------
+            for practice, entry in zip(sample.practices, self.summary.practices, strict=True):
+                if len(entry["jobs"]) < 2:
+                    continue
+                await set_request_status(
+                    crm_url,
+                    company=CompanyId(practice.company_id),
+                    request_id=entry["jobs"][1]["request_id"],
+                    status="completed",
+                    now=datetime.now(UTC),
+                )
+            await self._settle(services, feed, sample)
+            await webhooks.flush()  # Xero tells syncd about syncd's own change: an echo
+            await services.worker.wait_idle()
+            for practice, entry in zip(sample.practices, self.summary.practices, strict=True):
+                tenant = next(t for t in self.sandbox.tenants.values() if t.name == entry["tenant"])
+                for job in entry["jobs"][1:2]:
+                    request = await crm.get_request(
+                        company=CompanyId(practice.company_id), request_id=job["request_id"]
+                    )
+                    assert request is not None and request.xero_job_id
+                    if (
+                        self.sandbox.project(tenant.tenant_id, request.xero_job_id).status
+                        == "CLOSED"
+                    ):
+                        self.summary.statuses_to_xero += 1
+            self.say(
+                f"7. completed in the CRM → closed in Xero: {self.summary.statuses_to_xero} jobs"
+            )
+            self.summary.xero_calls = sum(1 for e in self.sandbox.ledger if e.tenant_id)
+            first = sample.practices[0]
+            self.summary.endpoints = {
+                "status": f"{SYNCD_URL}/api/integrations/xero/status",
+                "sync_logs": f"{SYNCD_URL}/api/integrations/xero/sync-logs",
+                "token": (
+                    f"syncd token --role practice_admin --company {first.company_id} "
+                    f"--user {first.admin_id}"
+                ),
+            }
+
+    async def _settle(self, services: Services, feed: ChangeFeed, sample: SampleCrm) -> None:
+        for practice in sample.practices:
+            await feed.read(CompanyId(practice.company_id))
+        await services.worker.wait_idle()
+
+    async def _serve(self, services: Services, app: Any) -> None:
+        import asyncio
+
+        import uvicorn
+
+        from syncd.scheduler import SchedulerRunner
+
+        self.say("")
+        self.say(f"Serving syncd on {SYNCD_URL} and the sandbox on {SANDBOX_URL}; Ctrl-C stops.")
+        webhooks = WebhookDispatcher(self.sandbox)
+        runner = SchedulerRunner(services)
+        runner.start()
+        servers = [
+            uvicorn.Server(
+                uvicorn.Config(
+                    app,
+                    host="127.0.0.1",
+                    port=8000,
+                    log_config=None,
+                    lifespan="off",
+                    access_log=False,
+                )
+            ),
+            uvicorn.Server(
+                uvicorn.Config(
+                    self.sandbox_app,
+                    host="127.0.0.1",
+                    port=8900,
+                    log_config=None,
+                    lifespan="off",
+                    access_log=False,
+                )
+            ),
+        ]
+
+        async def flush_webhooks() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                await webhooks.flush()
+
+        flusher = asyncio.create_task(flush_webhooks())
+        try:
+            await asyncio.gather(*(server.serve() for server in servers))
+        finally:
+            flusher.cancel()
+            await runner.stop()
+
+
+def fresh_start(settings: Settings) -> None:
+    """Remove the previous run's demo databases (only those two files and their WAL)."""
+    from sqlalchemy.engine import make_url
+
+    for url in (settings.database_url, settings.crm_database_url or ""):
+        database = make_url(url).database
+        if database:
+            for suffix in ("", "-wal", "-shm"):
+                Path(database + suffix).unlink(missing_ok=True)
+
+
+def print_summary(summary: Summary, out: Any = sys.stdout) -> None:
+    print("", file=out)
+    print("Summary", file=out)
+    print(f"  practices connected:       {len(summary.practices)}", file=out)
+    print(f"  requests assigned:         {summary.requests_assigned}", file=out)
+    print(f"  Xero jobs created:         {summary.jobs_created}", file=out)
+    print(f"  statuses Xero → CRM:       {summary.statuses_to_crm}", file=out)
+    print(f"  statuses CRM → Xero:       {summary.statuses_to_xero}", file=out)
+    print(f"  Xero calls made:           {summary.xero_calls}", file=out)
+    if summary.endpoints:
+        print("  Look around while `syncd demo --serve` runs (same folder, same .env):", file=out)
+        print(f"    TOKEN=$({summary.endpoints['token']})", file=out)
+        for name in ("status", "sync_logs"):
+            print(f'    curl -H "Authorization: Bearer $TOKEN" {summary.endpoints[name]}', file=out)
+
+
+def dumps(summary: Summary) -> str:
+    return json.dumps(summary.as_json(), indent=2)
