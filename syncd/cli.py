@@ -281,6 +281,88 @@ async def _sync_job(settings: Settings, request_id: str, company_text: str, wait
     return EXIT_FAILURE
 
 
+# -- reconcile --------------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal (stderr), redrawn in place."""
+
+    def __init__(self, stream: Any, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+
+    def update(self, step: str, done: int, total: int) -> None:
+        filled = int(self.width * done / max(total, 1))
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r[{bar}] {100 * done // max(total, 1):3d}% {step:<40}")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    settings.require("SYNCD_ENCRYPTION_KEYS", "XERO_CLIENT_ID", "SYNCD_CRM_DATABASE_URL")
+    _setup_logging(settings)
+    return asyncio.run(_reconcile(settings, args.company, args.dry_run, args.format, args.timeout))
+
+
+async def _reconcile(
+    settings: Settings, company_text: str, dry_run: bool, shape: str, wait: int
+) -> int:
+    import time
+
+    from reconcilers.report import to_csv, to_json, to_text
+    from syncd.domain.ids import CompanyId
+    from syncd.pipeline.reconcile import finding_row, queue_run, run_row
+    from syncd.services import open_services
+    from syncd.store.connections import ConnectionRepository
+    from syncd.store.reports import FindingRepository, RunRepository
+
+    company = CompanyId(company_text)
+    async with open_services(settings) as services:
+        reconciler = services.reconciler
+        assert reconciler is not None
+        async with services.db.transaction() as session:
+            if await ConnectionRepository(session).get_active(company=company) is None:
+                raise CommandError(f"practice {company} is not connected to Xero")
+        run = await queue_run(
+            services.db, company, trigger="cli", dry_run=dry_run, by="cli", now=services.clock.now()
+        )
+        if shape == "text" and sys.stderr.isatty():
+            reconciler.progress[run.id] = ProgressBar(sys.stderr).update
+        else:
+            print(f"reconciliation {run.id} queued", file=sys.stderr)
+        deadline = time.monotonic() + wait
+        while True:
+            await services.worker.tick_outbox()
+            async with services.db.transaction() as session:
+                current = await RunRepository(session).get(company=company, run_id=run.id)
+                assert current is not None
+                if current.state in {"finished", "failed"}:
+                    findings = await FindingRepository(session).for_run(
+                        company=company, run_id=run.id
+                    )
+                    break
+            if time.monotonic() > deadline:
+                raise CommandError(f"reconciliation {run.id} did not finish within {wait}s")
+            await asyncio.sleep(0.1)
+        await services.worker.wait_idle()
+    if current.state == "failed":
+        raise CommandError(f"reconciliation failed: {current.error}")
+    rows = [finding_row(f) for f in findings]
+    if shape == "json":
+        print(to_json(run_row(current), rows))
+    elif shape == "csv":
+        print(to_csv(rows), end="")
+    else:
+        print(to_text(current.counts, rows))
+        print(
+            f"\n{len(rows)} findings, {sum(r['state'] == 'open' for r in rows)} open, "
+            f"{current.xero_calls} Xero calls"
+        )
+    return EXIT_OK if not any(r["state"] == "open" for r in rows) else EXIT_FAILURE
+
+
 # -- demo ------------------------------------------------------------------------------------
 
 
@@ -445,6 +527,23 @@ def build_parser() -> argparse.ArgumentParser:
     sync_job.add_argument("--company", required=True, help="the request's practice (company id)")
     sync_job.add_argument("--timeout", type=int, default=120, help="seconds to wait (default 120)")
     sync_job.set_defaults(handler=cmd_sync_job)
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="compare a practice's CRM and Xero now, heal what policy allows, report the rest",
+        description=(
+            "Reconcile one practice: snapshot both systems, find drift (requests without jobs, "
+            "jobs gone from Xero, status drift, unmapped clients/staff/services, duplicate jobs, "
+            "archived contacts), heal what the practice's policy allows (--dry-run: propose "
+            "only) and print the report. Exit 0 when no finding is left open, 1 when some need "
+            "review."
+        ),
+    )
+    reconcile.add_argument("--company", required=True, help="the practice (company id)")
+    reconcile.add_argument("--dry-run", action="store_true", help="propose, change nothing")
+    reconcile.add_argument("--format", choices=["text", "json", "csv"], default="text")
+    reconcile.add_argument("--timeout", type=int, default=600, help="seconds to wait")
+    reconcile.set_defaults(handler=cmd_reconcile)
 
     demo = commands.add_parser(
         "demo",

@@ -14,8 +14,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from syncd.domain.ids import CompanyId
 from syncd.logs import get_logger
 from syncd.pipeline.changefeed import ChangeFeed
-from syncd.pipeline.outbox import enqueue
+from syncd.pipeline.outbox import TaskRepository, enqueue
 from syncd.pipeline.poller import poll_task
+from syncd.pipeline.reconcile import queue_run, scheduled_key
 from syncd.services import Services
 from syncd.store.connections import ConnectionRepository
 from syncd.store.oauth_states import OAuthStateRepository
@@ -75,6 +76,34 @@ async def read_changes(services: Services) -> int:
     return total
 
 
+async def enqueue_reconciles(services: Services) -> int:
+    """One scheduled reconciliation per practice per interval (the key dedupes extra ticks;
+    the order key keeps one running per practice at a time)."""
+    if services.reconciler is None:
+        return 0
+    now = services.clock.now()
+    queued = 0
+    async with services.db.transaction() as session:
+        connections = await ConnectionRepository(session).list_active_across_companies()
+    for connection in connections:
+        if connection.needs_reconnect:
+            continue
+        company = CompanyId(connection.company_id)
+        async with services.db.transaction() as session:
+            practice = await SettingsRepository(session).current(company=company)
+            interval = (
+                practice.reconcile_interval_minutes or services.settings.reconcile_interval_minutes
+            )
+            key = scheduled_key(company, now, interval)
+            if await TaskRepository(session).by_key(company=company, key=key) is not None:
+                continue
+        await queue_run(
+            services.db, company, trigger="schedule", dry_run=False, by=None, now=now, key=key
+        )
+        queued += 1
+    return queued
+
+
 class SchedulerRunner:
     """Starts the periodic jobs and, on stop, lets running ones finish (graceful SIGTERM)."""
 
@@ -112,6 +141,7 @@ class SchedulerRunner:
         self.add("drain_inbox", drain_inbox, seconds=1)
         self.add("read_changes", read_changes, seconds=self.services.settings.change_feed_seconds)
         self.add("enqueue_polls", enqueue_polls, seconds=30)
+        self.add("enqueue_reconciles", enqueue_reconciles, seconds=60)
         self.add("housekeeping", housekeeping, seconds=300)
         self.scheduler.start()
         log.info("scheduler.started", jobs=[job.id for job in self.scheduler.get_jobs()])

@@ -16,12 +16,14 @@ import httpx
 from syncd.clock import Clock, SystemClock
 from syncd.crm.port import CrmPort
 from syncd.domain.retry import RetryPolicy
+from syncd.domain.tasks import POLL_COMPANY
 from syncd.pipeline.connect import ConnectService, OAuthApp
 from syncd.pipeline.inbound import InboundHandler
 from syncd.pipeline.inbox import Inbox, InboxWriter
 from syncd.pipeline.outbound import Outbound
 from syncd.pipeline.outbox import ClaimedTask, Outbox
-from syncd.pipeline.poller import Poller
+from syncd.pipeline.poller import Poller, ProjectCache
+from syncd.pipeline.reconcile import RECONCILE, Reconciler
 from syncd.pipeline.worker import TaskHandler, Worker, worker_id
 from syncd.settings import Settings
 from syncd.store.db import Database
@@ -62,6 +64,7 @@ class Services:
     worker: Worker
     xero: XeroSide | None = None
     crm: CrmPort | None = None
+    reconciler: Reconciler | None = None
 
     def require_xero(self) -> XeroSide:
         if self.xero is None:
@@ -99,7 +102,17 @@ async def open_services(
             crm = sql_crm
         writer = InboxWriter(db)
         stack.push_async_callback(writer.close)
-        worker = _worker(settings, db, clock, xero, crm, writer)
+        reconciler = None
+        if xero is not None and crm is not None:
+            reconciler = Reconciler(
+                db=db,
+                crm=crm,
+                projects=xero.projects,
+                contacts=xero.contacts,
+                clock=clock,
+                cache=ProjectCache(clock),
+            )
+        worker = _worker(settings, db, clock, xero, crm, writer, reconciler)
         stack.push_async_callback(worker.close)
         yield Services(
             settings=settings,
@@ -110,6 +123,7 @@ async def open_services(
             crm=crm,
             inbox_writer=writer,
             worker=worker,
+            reconciler=reconciler,
         )
 
 
@@ -120,19 +134,28 @@ def _worker(
     xero: XeroSide | None,
     crm: CrmPort | None,
     writer: InboxWriter,
+    reconciler: Reconciler | None,
 ) -> Worker:
     """The worker with the handlers this configuration can run (Xero and a CRM are needed
     for most; without them tasks simply wait)."""
     handlers: dict[str, TaskHandler] = {}
     inbound = None
     if xero is not None:
-        handlers["poll_company"] = Poller(db=db, projects=xero.projects, writer=writer, clock=clock)
+        handlers[POLL_COMPANY] = Poller(
+            db=db,
+            projects=xero.projects,
+            writer=writer,
+            clock=clock,
+            cache=reconciler.cache if reconciler is not None else None,
+        )
     on_dead: Callable[[ClaimedTask, str], Awaitable[None]] | None = None
     if xero is not None and crm is not None:
         outbound = Outbound(
             db=db, crm=crm, projects=xero.projects, contacts=xero.contacts, clock=clock
         )
         handlers.update(outbound.handlers())
+        if reconciler is not None:
+            handlers[RECONCILE] = reconciler
         on_dead = outbound.record_dead
         inbound = InboundHandler(
             db=db,

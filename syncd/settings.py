@@ -333,6 +333,13 @@ SPEC: tuple[Option, ...] = (
         "Calls in flight at once per organisation (Xero's limit: 5).",
     ),
     Option(
+        "SYNCD_RECONCILE_INTERVAL_MINUTES",
+        "reconcile_interval_minutes",
+        _positive_int,
+        "60",
+        "How often each practice is reconciled (minutes); practices may set their own.",
+    ),
+    Option(
         "SYNCD_POLL_INTERVAL_MINUTES",
         "poll_interval_minutes",
         _positive_int,
@@ -395,6 +402,7 @@ class Settings:
     change_feed_seconds: int = 10
     outbox_max_attempts: int = 8
     outbox_lease_seconds: int = 300
+    reconcile_interval_minutes: int = 60
     poll_interval_minutes: int = 5
     webhook_max_bytes: int = 262144
     host: str = "127.0.0.1"

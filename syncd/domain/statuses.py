@@ -40,7 +40,8 @@ class ConflictPolicy(StrEnum):
     MANUAL = "manual"
 
 
-CRM_CLASSES: Mapping[CrmStatus, StatusClass] = {
+# Keyed by CrmStatus, a StrEnum: plain status strings find their class too.
+CRM_CLASSES: Mapping[str, StatusClass] = {
     CrmStatus.PENDING: StatusClass.NO_JOB,
     CrmStatus.ASSIGNED: StatusClass.OPEN,
     CrmStatus.PROCESSING: StatusClass.OPEN,
@@ -75,10 +76,16 @@ class StatusMapping:
     )
 
     def crm_class(self, status: str) -> StatusClass:
-        return CRM_CLASSES[CrmStatus(status)]
+        found = CRM_CLASSES.get(status)
+        if found is None:
+            raise ValueError(f"{status!r} is not a CRM status")
+        return found
 
     def xero_class(self, state: str) -> StatusClass:
-        return self.xero_classes.get(state.upper(), StatusClass.OPEN)
+        found = self.xero_classes.get(state)
+        if found is None:
+            found = self.xero_classes.get(state.upper(), StatusClass.OPEN)
+        return found
 
     def xero_state_for(self, status: str) -> str | None:
         return self.outbound.get(CrmStatus(status))

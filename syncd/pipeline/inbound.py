@@ -140,7 +140,8 @@ class InboundHandler:
             )
             if not write.applied:
                 raise TransientError("the CRM request changed meanwhile; the event is re-applied")
-            await self._update_link(
+            await update_link(
+                self.db,
                 company,
                 link.id,
                 xero_seen=project.status,
@@ -166,7 +167,8 @@ class InboundHandler:
             )
             return Outcome("done", f"CRM status set to {decision.status.value}")
         if isinstance(decision, SetXeroState):
-            await self._update_link(
+            await update_link(
+                self.db,
                 company,
                 link.id,
                 xero_seen=project.status,
@@ -185,7 +187,8 @@ class InboundHandler:
             )
             return Outcome("done", f"conflict: CRM kept; Xero will be set to {decision.state}")
         if isinstance(decision, Conflict):
-            await self._update_link(
+            await update_link(
+                self.db,
                 company,
                 link.id,
                 xero_seen=project.status,
@@ -200,8 +203,8 @@ class InboundHandler:
             )
             return Outcome("done", "conflict recorded for an admin (manual policy)")
         assert isinstance(decision, Ignore)
-        await self._update_link(
-            company, link.id, xero_seen=project.status, xero_seen_at=seen_at, now=now
+        await update_link(
+            self.db, company, link.id, xero_seen=project.status, xero_seen_at=seen_at, now=now
         )
         return Outcome("ignored", decision.reason)
 
@@ -210,57 +213,6 @@ class InboundHandler:
         if event.source == "poller" and isinstance(snapshot, dict):
             return parse_project(snapshot)
         return await self.projects.get(company, event.resource_id)
-
-    async def _update_link(
-        self,
-        company: CompanyId,
-        link_id: int,
-        *,
-        xero_seen: str,
-        xero_seen_at: datetime,
-        now: datetime,
-        crm_status: str | None = None,
-        crm_seen_at: datetime | None = None,
-        conflict: tuple[str, str, str, str] | None = None,
-        follow_up: NewTask | None = None,
-    ) -> None:
-        """Record what was seen (and written) in one transaction with any follow-up task."""
-        async with self.db.transaction() as session:
-            link = await JobLinkRepository(session).get(company=company, link_id=link_id, lock=True)
-            if link is None:
-                return
-            link.xero_status_seen = xero_seen
-            link.xero_seen_at = xero_seen_at
-            if crm_status is not None:
-                link.crm_status_written = crm_status
-                link.crm_status_seen = crm_status
-                link.crm_seen_at = crm_seen_at
-            link.synced_at = now
-            link.version += 1
-            link.updated_at = now
-            if conflict is not None:
-                crm_status_then, xero_state, policy, resolution = conflict
-                session.add(
-                    SyncConflict(
-                        company_id=company,
-                        request_id=link.request_id,
-                        crm_status=crm_status_then,
-                        xero_state=xero_state,
-                        policy=policy,
-                        resolution=resolution[:200],
-                        created_at=now,
-                    )
-                )
-                log.info(
-                    "inbound.conflict",
-                    company=company,
-                    request=link.request_id,
-                    crm=crm_status_then,
-                    xero=xero_state,
-                    resolution=resolution,
-                )
-            if follow_up is not None:
-                await enqueue(session, follow_up, now=now)
 
     # -- contacts and invoices ---------------------------------------------------------------
 
@@ -331,3 +283,103 @@ def _match_invoice(invoice: Invoice, links: list[JobLink]) -> tuple[str | None, 
     if len(of_contact) == 1:
         return of_contact[0].request_id, "contact"
     return None, ""
+
+
+async def update_link(
+    db: Database,
+    company: CompanyId,
+    link_id: int,
+    *,
+    xero_seen: str,
+    xero_seen_at: datetime,
+    now: datetime,
+    crm_status: str | None = None,
+    crm_seen_at: datetime | None = None,
+    conflict: tuple[str, str, str, str] | None = None,
+    follow_up: NewTask | None = None,
+) -> None:
+    """Record what was seen (and written) in one transaction with any follow-up task."""
+    async with db.transaction() as session:
+        link = await JobLinkRepository(session).get(company=company, link_id=link_id, lock=True)
+        if link is None:
+            return
+        link.xero_status_seen = xero_seen
+        link.xero_seen_at = xero_seen_at
+        if crm_status is not None:
+            link.crm_status_written = crm_status
+            link.crm_status_seen = crm_status
+            link.crm_seen_at = crm_seen_at
+        link.synced_at = now
+        link.version += 1
+        link.updated_at = now
+        if conflict is not None:
+            crm_status_then, xero_state, policy, resolution = conflict
+            session.add(
+                SyncConflict(
+                    company_id=company,
+                    request_id=link.request_id,
+                    crm_status=crm_status_then,
+                    xero_state=xero_state,
+                    policy=policy,
+                    resolution=resolution[:200],
+                    created_at=now,
+                )
+            )
+            log.info(
+                "inbound.conflict",
+                company=company,
+                request=link.request_id,
+                crm=crm_status_then,
+                xero=xero_state,
+                resolution=resolution,
+            )
+        if follow_up is not None:
+            await enqueue(session, follow_up, now=now)
+
+
+async def apply_crm_status(
+    *,
+    db: Database,
+    crm: CrmPort,
+    projects: ProjectsApi,
+    clock: Clock,
+    company: CompanyId,
+    request_id: str,
+) -> bool:
+    """Set the CRM request to the class of its Xero job's current state (reconciliation's
+    "accept Xero's side"); compare-and-set, like every inbound write. False if it could not."""
+    async with db.transaction() as session:
+        link = await JobLinkRepository(session).for_request(company=company, request_id=request_id)
+        settings = await SettingsRepository(session).current(company=company)
+    if link is None or link.xero_job_id is None:
+        return False
+    try:
+        project = await projects.get(company, link.xero_job_id)
+    except NotFound:
+        return False
+    request = await crm.get_request(company=company, request_id=request_id)
+    if request is None:
+        return False
+    mapping = settings.status_mapping()
+    xero_class = mapping.xero_class(project.status)
+    now = clock.now()
+    if mapping.crm_class(request.status) is xero_class:
+        await update_link(db, company, link.id, xero_seen=project.status, xero_seen_at=now, now=now)
+        return True
+    target = mapping.inbound[xero_class].value
+    write = await crm.apply_status(
+        company=company, request_id=request_id, status=target, expected=request.status, now=now
+    )
+    if not write.applied:
+        return False
+    await update_link(
+        db,
+        company,
+        link.id,
+        xero_seen=project.status,
+        xero_seen_at=now,
+        now=now,
+        crm_status=target,
+        crm_seen_at=write.updated_at,
+    )
+    return True

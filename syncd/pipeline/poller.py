@@ -5,10 +5,11 @@ the same code (the project snapshot rides along, so the handler need not fetch i
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from syncd.clock import Clock
 from syncd.domain.ids import CompanyId
+from syncd.domain.tasks import POLL_COMPANY
 from syncd.pipeline.inbox import InboxWriter, event_row
 from syncd.pipeline.outbox import NewTask
 from syncd.pipeline.worker import TaskContext
@@ -23,9 +24,7 @@ def poll_task(company: CompanyId, *, now: datetime, interval_minutes: int) -> Ne
     """One poll per practice per interval: the slot in the key makes a second scheduler (or a
     second tick in the same slot) harmless."""
     slot = int(now.timestamp() // (interval_minutes * 60))
-    return NewTask(
-        company=company, kind="poll_company", key=f"poll:{company}:{slot}", max_attempts=3
-    )
+    return NewTask(company=company, kind=POLL_COMPANY, key=f"poll:{company}:{slot}", max_attempts=3)
 
 
 def project_snapshot(project: Project) -> dict[str, object]:
@@ -39,14 +38,40 @@ def project_snapshot(project: Project) -> dict[str, object]:
     }
 
 
+class ProjectCache:
+    """The poller's latest full listing per practice, for reconciliation to reuse while fresh
+    (in this process only; another worker's listing is simply fetched again)."""
+
+    def __init__(self, clock: Clock, *, fresh_for: timedelta = timedelta(minutes=2)) -> None:
+        self.clock = clock
+        self.fresh_for = fresh_for
+        self._listings: dict[str, tuple[datetime, list[Project]]] = {}
+
+    def store(self, company: CompanyId, projects: list[Project]) -> None:
+        self._listings[company] = (self.clock.now(), projects)
+
+    def fresh(self, company: CompanyId) -> list[Project] | None:
+        entry = self._listings.get(company)
+        if entry is None or self.clock.now() - entry[0] > self.fresh_for:
+            return None
+        return entry[1]
+
+
 class Poller:
     def __init__(
-        self, *, db: Database, projects: ProjectsApi, writer: InboxWriter, clock: Clock
+        self,
+        *,
+        db: Database,
+        projects: ProjectsApi,
+        writer: InboxWriter,
+        clock: Clock,
+        cache: ProjectCache | None = None,
     ) -> None:
         self.db = db
         self.projects = projects
         self.writer = writer
         self.clock = clock
+        self.cache = cache
 
     async def __call__(self, context: TaskContext) -> dict[str, object]:
         return await self.poll(context.task.company)
@@ -62,9 +87,9 @@ class Poller:
         if connection is None:
             return {"skipped": "no active connection"}
         now = self.clock.now()
-        rows, listed = [], 0
+        rows, listing = [], []
         async for project in self.projects.list_all(company):
-            listed += 1
+            listing.append(project)
             link = links.get(project.project_id)
             if link is None or project.status == link.xero_status_seen:
                 continue
@@ -82,4 +107,6 @@ class Poller:
                 )
             )
         await self.writer.write(rows)
-        return {"projects": listed, "changes": len(rows)}
+        if self.cache is not None:
+            self.cache.store(company, listing)
+        return {"projects": len(listing), "changes": len(rows)}

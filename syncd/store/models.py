@@ -326,7 +326,8 @@ class ReconciliationRun(Base):
     company_id: Mapped[str] = mapped_column(COMPANY)
     trigger: Mapped[str] = mapped_column(String(16))  # schedule|manual|cli
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
-    state: Mapped[str] = mapped_column(String(16), default="running")  # running|finished|failed
+    # queued|running|finished|failed
+    state: Mapped[str] = mapped_column(String(16), default="queued")
     requested_by: Mapped[str | None] = mapped_column(String(36))
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     actions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -353,6 +354,9 @@ class ReconciliationFinding(Base):
     crm: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     xero: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     action: Mapped[str] = mapped_column(String(40))
+    # What "accept the other side" does instead, where there is such a thing.
+    alternative: Mapped[str | None] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16), default="open")  # open|healed|accepted|ignored
     resolved_by: Mapped[str | None] = mapped_column(String(36))
     resolved_at: Mapped[datetime | None]

@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
 
 from syncd.logs import get_logger
 from syncd.scheduler import SchedulerRunner
 from syncd.services import Services, open_services
 from syncd.settings import Settings
-from syncd.web import connection, crm_events, health, synclog, webhook
+from syncd.web import connection, crm_events, health, reconcile, synclog, webhook
 from syncd.web.auth import JwtVerifier
 from syncd.web.errors import exception_handlers
 
@@ -29,7 +30,15 @@ def all_routes() -> list[BaseRoute]:
         *connection.routes,
         *crm_events.routes,
         *synclog.routes,
+        *reconcile.routes,
+        static_files(),
     ]
+
+
+def static_files() -> Mount:
+    files = StaticFiles(packages=[("syncd.web", "static")])
+    files.__syncd_access__ = "public"  # type: ignore[attr-defined]
+    return Mount("/static", app=files, name="static")
 
 
 def create_app(

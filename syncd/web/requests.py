@@ -40,3 +40,27 @@ async def json_object(request: Request, *, limit: int = MAX_JSON_BODY) -> dict[s
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object")
     return data
+
+
+def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(422, f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise ApiError(422, f"{name} must be between {low} and {high}")
+    return value
+
+
+def query_list(request: Request, name: str, allowed: tuple[str, ...] | None = None) -> list[str]:
+    values = [v for raw in request.query_params.getlist(name) for v in raw.split(",") if v]
+    if allowed is not None:
+        wrong = [v for v in values if v not in allowed]
+        if wrong:
+            raise ApiError(
+                422, f"{name} must be among {', '.join(allowed)}; got {', '.join(wrong)}"
+            )
+    return values

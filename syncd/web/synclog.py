@@ -22,6 +22,7 @@ from syncd.store.sync_log import SyncLogRepository
 from syncd.web.auth import access, admin_scope
 from syncd.web.context import services_of
 from syncd.web.errors import ApiError
+from syncd.web.requests import query_int, query_list
 
 PREFIX = "/api/integrations/xero"
 STATES = ("pending", "running", "done", "dead")
@@ -58,30 +59,6 @@ def call_json(call: SyncLogEntry) -> dict[str, Any]:
     }
 
 
-def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(422, f"{name} must be a whole number") from None
-    if not low <= value <= high:
-        raise ApiError(422, f"{name} must be between {low} and {high}")
-    return value
-
-
-def _list(request: Request, name: str, allowed: tuple[str, ...] | None = None) -> list[str]:
-    values = [v for raw in request.query_params.getlist(name) for v in raw.split(",") if v]
-    if allowed is not None:
-        wrong = [v for v in values if v not in allowed]
-        if wrong:
-            raise ApiError(
-                422, f"{name} must be among {', '.join(allowed)}; got {', '.join(wrong)}"
-            )
-    return values
-
-
 def _task_id(request: Request) -> int:
     try:
         return int(request.path_params["task_id"])
@@ -92,10 +69,10 @@ def _task_id(request: Request) -> int:
 @access("admin")
 async def list_tasks(request: Request) -> JSONResponse:
     _, company = admin_scope(request)
-    limit = _int(request, "limit", 50, 1, 200)
-    offset = _int(request, "offset", 0, 0, 10_000_000)
-    states = _list(request, "state", STATES)
-    kinds = _list(request, "kind")
+    limit = query_int(request, "limit", 50, 1, 200)
+    offset = query_int(request, "offset", 0, 0, 10_000_000)
+    states = query_list(request, "state", STATES)
+    kinds = query_list(request, "kind")
     request_id = request.query_params.get("request_id") or None
     async with services_of(request).db.transaction() as session:
         tasks, total = await TaskRepository(session).page(

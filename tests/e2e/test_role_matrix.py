@@ -25,8 +25,10 @@ def endpoints() -> list[tuple[str, str, object]]:
 
     def walk(routes: list[object], prefix: str) -> None:
         for route in routes:
-            if isinstance(route, Mount):
+            if isinstance(route, Mount) and route.routes:
                 walk(list(route.routes), prefix + route.path)
+            elif isinstance(route, Mount):  # a mounted app (static files): declared as a whole
+                found.append(("GET", prefix + route.path, route.app))
             elif isinstance(route, Route):
                 for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
                     found.append((method, prefix + route.path, route.endpoint))

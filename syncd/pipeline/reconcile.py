@@ -1,0 +1,498 @@
+"""The reconciliation runner: per practice, snapshot both sides (Xero within the rate budget,
+reusing the poller's fresh listing), run the pure reconcilers, apply the practice's policy, and
+store the report.
+
+Healing goes through the ordinary paths: job creation and state changes are outbox tasks (same
+handlers, same idempotency), a Xero state accepted into the CRM is the inbound compare-and-set,
+mappings change through their repositories. `dry_run` proposes only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from reconcilers import Action, Finding, Kind, reconcile
+from reconcilers.snapshots import (
+    Capabilities,
+    CrmPerson,
+    CrmRequest,
+    CrmService,
+    Link,
+    Mappings,
+    Snapshot,
+    XeroContact,
+    XeroJob,
+    XeroStaff,
+)
+from syncd.clock import Clock
+from syncd.crm.port import CrmPort
+from syncd.domain.ids import CompanyId, new_id
+from syncd.domain.sync_settings import SyncSettings
+from syncd.domain.tasks import TaskSpec, create_job, request_order, set_job_state
+from syncd.logs import get_logger
+from syncd.pipeline.inbound import apply_crm_status
+from syncd.pipeline.outbox import TaskRepository, enqueue, new_task
+from syncd.pipeline.poller import ProjectCache
+from syncd.pipeline.worker import TaskContext
+from syncd.store.db import Database
+from syncd.store.links import JobLinkRepository
+from syncd.store.mappings import (
+    ContactMappingRepository,
+    ServiceMappingRepository,
+    StaffMappingRepository,
+)
+from syncd.store.models import OutboxTask, ReconciliationFinding, ReconciliationRun
+from syncd.store.reports import FindingRepository, RunRepository
+from syncd.store.settings import SettingsRepository
+from syncd.xero.audit import call_scope
+from syncd.xero.contacts import ContactsApi
+from syncd.xero.projects import ProjectsApi
+
+log = get_logger("syncd.reconcile")
+
+RECONCILE = "reconcile_company"
+HEALABLE = frozenset(
+    {
+        Action.CREATE_JOB,
+        Action.RECREATE_JOB,
+        Action.PUSH_CRM_STATUS,
+        Action.APPLY_XERO_STATUS,
+        Action.MAP_STAFF_BY_EMAIL,
+        Action.REMAP_CONTACT,
+    }
+)
+Progress = Callable[[str, int, int], None]
+
+
+def reconcile_task(company: CompanyId, *, run_id: str, key: str) -> TaskSpec:
+    # One order key per practice: a practice is reconciled by one worker at a time.
+    return TaskSpec(
+        kind=RECONCILE, key=key, order_key=f"reconcile:{company}", payload={"run_id": run_id}
+    )
+
+
+def scheduled_key(company: CompanyId, now: datetime, interval_minutes: int) -> str:
+    return f"reconcile:{company}:{int(now.timestamp() // (interval_minutes * 60))}"
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    run_id: str
+    counts: dict[str, int]
+    open: int
+    healed: int
+    xero_calls: int
+    actions: dict[str, int] = field(default_factory=dict)
+
+
+async def queue_run(
+    db: Database,
+    company: CompanyId,
+    *,
+    trigger: str,
+    dry_run: bool,
+    by: str | None,
+    now: datetime,
+    key: str | None = None,
+) -> ReconciliationRun:
+    """Record a queued run and the task that will carry it out (one transaction)."""
+    run_id = new_id()
+    async with db.transaction() as session:
+        run = await RunRepository(session).add(
+            company=company,
+            run=ReconciliationRun(
+                id=run_id,
+                company_id=company,
+                trigger=trigger,
+                dry_run=dry_run,
+                state="queued",
+                requested_by=by,
+                started_at=now,
+            ),
+        )
+        spec = reconcile_task(company, run_id=run_id, key=key or f"reconcile:{company}:{run_id}")
+        await enqueue(session, new_task(company, spec), now=now)
+    return run
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        crm: CrmPort,
+        projects: ProjectsApi,
+        contacts: ContactsApi,
+        clock: Clock,
+        cache: ProjectCache | None = None,
+    ) -> None:
+        self.db = db
+        self.crm = crm
+        self.projects = projects
+        self.contacts = contacts
+        self.clock = clock
+        self.cache = cache
+        self.progress: dict[str, Progress] = {}  # run id -> listener (the CLI's progress bar)
+
+    async def __call__(self, context: TaskContext) -> dict[str, Any]:
+        """The outbox handler: runs the task's run (or a scheduled one it creates)."""
+        company = context.task.company
+        run_id = context.task.payload.get("run_id")
+        if not isinstance(run_id, str):
+            raise ValueError("a reconcile task carries its run id")
+        outcome = await self.run(company, run_id=run_id)
+        return {
+            "run_id": outcome.run_id,
+            "open": outcome.open,
+            "healed": outcome.healed,
+            "xero_calls": outcome.xero_calls,
+        }
+
+    async def run(self, company: CompanyId, *, run_id: str) -> RunOutcome:
+        report = self.progress.get(run_id, _quiet)
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            run = await RunRepository(session).get(company=company, run_id=run_id)
+            if run is None:
+                raise ValueError(f"no reconciliation run {run_id} for practice {company}")
+            dry_run = run.dry_run
+            run.state, run.started_at = "running", now
+            settings = await SettingsRepository(session).current(company=company)
+        try:
+            with call_scope() as scope:
+                snapshot = await self._snapshot(company, settings, report)
+                report("comparing", 4, 6)
+                result = reconcile(snapshot)
+                report("healing" if not dry_run else "proposing", 5, 6)
+                states, actions = await self._apply(
+                    company, result.findings, settings, dry_run, run_id
+                )
+            outcome = await self._store(
+                company, run_id, result.findings, states, actions, scope.calls
+            )
+        except Exception as exc:
+            async with self.db.transaction() as session:
+                failed = await RunRepository(session).get(company=company, run_id=run_id)
+                if failed is not None:
+                    failed.state, failed.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+                    failed.finished_at = self.clock.now()
+            raise
+        report("done", 6, 6)
+        log.info(
+            "reconcile.finished",
+            company=company,
+            run=run_id,
+            open=outcome.open,
+            healed=outcome.healed,
+            xero_calls=outcome.xero_calls,
+        )
+        return outcome
+
+    # -- snapshot ----------------------------------------------------------------------------
+
+    async def _snapshot(
+        self, company: CompanyId, settings: SyncSettings, report: Progress
+    ) -> Snapshot:
+        report("reading the CRM", 1, 6)
+        requests = await self.crm.list_requests(company=company)
+        clients = await self.crm.list_clients(company=company)
+        accountants = await self.crm.list_accountants(company=company)
+        services = await self.crm.list_services(company=company)
+        async with self.db.transaction() as session:
+            links = await JobLinkRepository(session).list(company=company)
+            contact_map = await ContactMappingRepository(session).list(company=company)
+            staff_map = await StaffMappingRepository(session).list(company=company)
+            service_map = await ServiceMappingRepository(session).list(company=company)
+            busy = await TaskRepository(session).page(
+                company=company, states=["pending", "running"], limit=100_000
+            )
+        report("listing Xero jobs", 2, 6)
+        cached = self.cache.fresh(company) if self.cache is not None else None
+        jobs = cached if cached is not None else [p async for p in self.projects.list_all(company)]
+        report("listing Xero contacts and staff", 3, 6)
+        contacts = [c async for c in self.contacts.list_all(company, include_archived=True)]
+        staff = await self.projects.users(company)
+        return Snapshot(
+            requests=[
+                CrmRequest(
+                    request_id=r.request_id,
+                    client_id=r.client_id,
+                    service_id=r.service_id,
+                    accountant_id=r.accountant_id,
+                    status=r.status,
+                    updated_at=r.updated_at,
+                )
+                for r in requests
+            ],
+            clients=[
+                CrmPerson(person_id=c.user_id, name=c.full_name, email=c.email, active=c.is_active)
+                for c in clients
+            ],
+            accountants=[
+                CrmPerson(person_id=a.user_id, name=a.full_name, email=a.email, active=a.is_active)
+                for a in accountants
+            ],
+            services=[CrmService(service_id=s.service_id, name=s.name) for s in services],
+            jobs=[
+                XeroJob(job_id=p.project_id, contact_id=p.contact_id, name=p.name, status=p.status)
+                for p in jobs
+            ],
+            contacts=[
+                XeroContact(
+                    contact_id=c.contact_id, name=c.name, email=c.email, archived=c.archived
+                )
+                for c in contacts
+            ],
+            staff=[XeroStaff(staff_id=u.user_id, name=u.name, email=u.email) for u in staff],
+            links=[
+                Link(
+                    request_id=link.request_id,
+                    job_id=link.xero_job_id,
+                    crm_seen=link.crm_status_seen,
+                    xero_seen=link.xero_status_seen,
+                )
+                for link in links
+            ],
+            mappings=Mappings(
+                contacts={m.crm_client_id: m.xero_contact_id for m in contact_map},
+                staff={m.crm_user_id: m.xero_staff_id for m in staff_map},
+                services={m.crm_service_id: m.xero_template_id for m in service_map},
+            ),
+            busy_requests=frozenset(_busy(busy[0])),
+            capabilities=Capabilities(templates=False, staff=True),
+            status_mapping=settings.status_mapping(),
+            conflict_policy=settings.conflict_policy,
+        )
+
+    # -- policy --------------------------------------------------------------------------------
+
+    async def _apply(
+        self,
+        company: CompanyId,
+        findings: list[Finding],
+        settings: SyncSettings,
+        dry_run: bool,
+        run_id: str,
+    ) -> tuple[list[str], dict[str, int]]:
+        states: list[str] = []
+        actions: dict[str, int] = {}
+        for finding in findings:
+            automatic = (
+                not dry_run
+                and finding.kind.value in settings.auto_heal
+                and finding.action in HEALABLE
+                # A status conflict under the manual policy waits for a person.
+                and not (
+                    finding.kind is Kind.STATUS_DRIFT and settings.conflict_policy.value == "manual"
+                )
+            )
+            if automatic and await self.heal(company, finding, finding.action, run_id=run_id):
+                states.append("healed")
+                actions[finding.action.value] = actions.get(finding.action.value, 0) + 1
+            else:
+                states.append("open")
+        return states, actions
+
+    async def heal(
+        self,
+        company: CompanyId,
+        finding: Finding | ReconciliationFinding,
+        action: Action,
+        *,
+        run_id: str,
+    ) -> bool:
+        """Carry out `action` for a finding; False when it cannot be done automatically."""
+        now = self.clock.now()
+        request_id = finding.request_id
+        crm = finding.crm or {}
+        if action is Action.CREATE_JOB and request_id:
+            async with self.db.transaction() as session:
+                spec = create_job(request_id)
+                if await enqueue(session, new_task(company, spec), now=now) is None:
+                    existing = await TaskRepository(session).by_key(company=company, key=spec.key)
+                    if existing is not None and existing.state == "dead":
+                        await TaskRepository(session).retry_dead(
+                            company=company, task_id=existing.id, now=now
+                        )
+                    elif existing is not None and existing.state == "done":
+                        # Created once and lost since: a fresh creation under a new key.
+                        await enqueue(
+                            session, new_task(company, _recreate(request_id, run_id)), now=now
+                        )
+            return True
+        if action is Action.RECREATE_JOB and request_id:
+            async with self.db.transaction() as session:
+                link = await JobLinkRepository(session).for_request(
+                    company=company, request_id=request_id, lock=True
+                )
+                if link is not None:
+                    link.state, link.xero_job_id, link.xero_job_number = "pending", None, None
+                    link.xero_status_seen = link.xero_status_written = None
+                    link.version += 1
+                    link.updated_at = now
+                await enqueue(session, new_task(company, _recreate(request_id, run_id)), now=now)
+            return True
+        if action is Action.PUSH_CRM_STATUS and request_id:
+            request = await self.crm.get_request(company=company, request_id=request_id)
+            async with self.db.transaction() as session:
+                settings = await SettingsRepository(session).current(company=company)
+                target = (
+                    settings.status_mapping().xero_state_for(request.status) if request else None
+                )
+                if request is None or target is None:
+                    return False
+                observed = (finding.xero or {}).get("status")
+                link = await JobLinkRepository(session).for_request(
+                    company=company, request_id=request_id, lock=True
+                )
+                if link is not None and isinstance(observed, str):
+                    # What the snapshot saw in Xero, so the task does not skip the write
+                    # believing Xero already has the CRM's state.
+                    link.xero_status_seen = observed
+                    link.updated_at = now
+                spec = set_job_state(request_id, target, f"reconcile-{run_id}")
+                await enqueue(session, new_task(company, spec), now=now)
+            return True
+        if action is Action.APPLY_XERO_STATUS and request_id:
+            return await apply_crm_status(
+                db=self.db,
+                crm=self.crm,
+                projects=self.projects,
+                clock=self.clock,
+                company=company,
+                request_id=request_id,
+            )
+        if action is Action.MAP_STAFF_BY_EMAIL:
+            staff_id = (finding.xero or {}).get("suggested_staff_id")
+            accountant = crm.get("accountant_id")
+            if not staff_id or not accountant:
+                return False
+            async with self.db.transaction() as session:
+                await StaffMappingRepository(session).save(
+                    company=company,
+                    user_id=str(accountant),
+                    staff_id=str(staff_id),
+                    staff_name=crm.get("name"),
+                    now=now,
+                )
+            return True
+        if action is Action.REMAP_CONTACT and crm.get("client_id"):
+            async with self.db.transaction() as session:
+                await ContactMappingRepository(session).remove(
+                    company=company, client_id=str(crm["client_id"])
+                )
+            return True
+        return False
+
+    # -- storage -------------------------------------------------------------------------------
+
+    async def _store(
+        self,
+        company: CompanyId,
+        run_id: str,
+        findings: list[Finding],
+        states: list[str],
+        actions: dict[str, int],
+        calls: int,
+    ) -> RunOutcome:
+        now = self.clock.now()
+        counts = {kind.value: 0 for kind in Kind}
+        for finding in findings:
+            counts[finding.kind.value] += 1
+        async with self.db.transaction() as session:
+            run = await RunRepository(session).get(company=company, run_id=run_id)
+            assert run is not None
+            await FindingRepository(session).add_all(
+                company=company,
+                findings=[
+                    ReconciliationFinding(
+                        company_id=company,
+                        run_id=run_id,
+                        kind=f.kind.value,
+                        severity=f.severity.value,
+                        request_id=f.request_id,
+                        subject=f.subject,
+                        crm=f.crm,
+                        xero=f.xero,
+                        action=f.action.value,
+                        alternative=f.alternative.value if f.alternative else None,
+                        detail=f.detail,
+                        state=state,
+                        resolved_by="policy" if state == "healed" else None,
+                        resolved_at=now if state == "healed" else None,
+                        created_at=now,
+                    )
+                    for f, state in zip(findings, states, strict=True)
+                ],
+            )
+            run.state, run.finished_at = "finished", now
+            run.counts, run.actions, run.xero_calls = counts, actions, calls
+        return RunOutcome(
+            run_id=run_id,
+            counts=counts,
+            open=states.count("open"),
+            healed=states.count("healed"),
+            xero_calls=calls,
+            actions=actions,
+        )
+
+
+def run_row(run: ReconciliationRun) -> dict[str, Any]:
+    return {
+        "run_id": run.id,
+        "company_id": run.company_id,
+        "trigger": run.trigger,
+        "dry_run": run.dry_run,
+        "state": run.state,
+        "requested_by": run.requested_by,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "counts": run.counts,
+        "actions": run.actions,
+        "xero_calls": run.xero_calls,
+        "error": run.error,
+    }
+
+
+def finding_row(finding: ReconciliationFinding) -> dict[str, Any]:
+    return {
+        "id": finding.id,
+        "kind": finding.kind,
+        "severity": finding.severity,
+        "state": finding.state,
+        "request_id": finding.request_id,
+        "subject": finding.subject,
+        "crm": finding.crm or {},
+        "xero": finding.xero or {},
+        "action": finding.action,
+        "alternative": finding.alternative,
+        "detail": finding.detail,
+        "resolved_by": finding.resolved_by,
+        "resolved_at": finding.resolved_at.isoformat() if finding.resolved_at else None,
+        "note": finding.note,
+    }
+
+
+def _quiet(step: str, done: int, total: int) -> None:
+    return None
+
+
+def _busy(tasks: list[OutboxTask]) -> set[str]:
+    return {
+        task.order_key.removeprefix("request:")
+        for task in tasks
+        if task.order_key and task.order_key.startswith("request:")
+    }
+
+
+def _recreate(request_id: str, run_id: str) -> TaskSpec:
+    spec = create_job(request_id)
+    return TaskSpec(
+        kind=spec.kind,
+        key=f"recreate:{request_id}:{run_id}",
+        order_key=request_order(request_id),
+        payload=spec.payload,
+    )
