@@ -207,6 +207,10 @@ class MemoryCrm:
         if company not in self.companies:
             raise ValueError(f"no company {company!r}")
 
+    def peek(self, *, company: CompanyId, request_id: str) -> CrmRequest:
+        """The request as stored now, synchronously (tests inspect the twin with it)."""
+        return self._require_request(company, request_id)
+
     def _require_request(self, company: CompanyId, request_id: str) -> CrmRequest:
         request = self._requests.get(request_id)
         if request is None or request.company_id != require_company(company):

@@ -15,6 +15,7 @@ from decimal import Decimal
 import pytest
 
 from syncd.crm.memory import MemoryCrm
+from syncd.crm.port import CrmRequest
 from syncd.domain.ids import CompanyId
 from syncd.domain.sync_settings import parse_settings
 from syncd.pipeline.changefeed import ChangeFeed
@@ -131,9 +132,14 @@ async def set_policy(h: Harness, **changes: object) -> None:
 
 
 def job_of(h: Harness, w: World, crm: MemoryCrm, index: int) -> str:
-    request = crm._requests[w.requests[index]]  # noqa: SLF001 - reading the twin's state
-    assert request.xero_job_id is not None
-    return request.xero_job_id
+    job_id = request_of(crm, w, index).xero_job_id
+    assert job_id is not None
+    return job_id
+
+
+def request_of(crm: MemoryCrm, w: World, index: int) -> CrmRequest:
+    """The request as the CRM has it now (the twin's own record)."""
+    return crm.peek(company=A, request_id=w.requests[index])
 
 
 async def test_a_synced_practice_has_no_findings(h: Harness, crm: MemoryCrm) -> None:
@@ -157,7 +163,7 @@ async def test_assigned_without_job_is_healed_by_creating_it(h: Harness, crm: Me
     [finding] = of_kind(report, "assigned_without_job")
     assert (finding["state"], finding["action"]) == ("healed", "create_job")
     await h.settle()
-    assert crm._requests[w.requests[0]].xero_job_id is not None  # noqa: SLF001
+    assert request_of(crm, w, 0).xero_job_id is not None
     assert (await reconcile(h))["findings"] == []
 
 
@@ -189,12 +195,12 @@ async def test_status_drift_from_a_lost_webhook_applies_xeros_change(
     h.sandbox.faults.lose_webhooks_next = 10
     h.sandbox.set_project_status(w.tenant, job_of(h, w, crm, 0), "CLOSED")
     await h.deliver_webhooks()
-    assert crm._requests[w.requests[0]].status == "assigned"  # noqa: SLF001
+    assert request_of(crm, w, 0).status == "assigned"
     report = await reconcile(h)
     [finding] = of_kind(report, "status_drift")
     assert (finding["state"], finding["action"]) == ("healed", "apply_xero_status")
     assert "Xero changed last" in finding["detail"]
-    assert crm._requests[w.requests[0]].status == "completed"  # noqa: SLF001
+    assert request_of(crm, w, 0).status == "completed"
 
 
 async def test_status_drift_under_manual_policy_waits_for_an_admin(
@@ -217,7 +223,7 @@ async def test_status_drift_under_manual_policy_waits_for_an_admin(
     assert accepted.json()["state"] == "accepted"
     assert (finding["action"], finding["alternative"]) == ("apply_xero_status", "push_crm_status")
     await h.settle()
-    assert crm._requests[w.requests[0]].status == "assigned"  # noqa: SLF001
+    assert request_of(crm, w, 0).status == "assigned"
     assert h.sandbox.project(w.tenant, job_of(h, w, crm, 0)).status == "INPROGRESS"
 
 
