@@ -7,7 +7,7 @@ DEMO_DIR := .demo
 PG_HOST := 127.0.0.1
 PG_PORT := 5432
 
-.PHONY: demo test install lint format postgres clean benchmarks
+.PHONY: demo test install lint format postgres chromium clean benchmarks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ postgres:
 	@for i in $$(seq 1 30); do pg_isready -h $(PG_HOST) -p $(PG_PORT) -q && exit 0; sleep 1; done; \
 		echo "PostgreSQL did not come up on $(PG_HOST):$(PG_PORT)"; exit 1
 
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -38,7 +42,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 # ruff, mypy, then every test against SQLite and PostgreSQL.
-test: install postgres lint
+test: install postgres chromium lint
 	SYNCD_TEST_DATABASES=sqlite,postgresql $(BIN)/pytest
 
 # The whole story on SQLite and the bundled sandbox (in .demo/), then keep serving for a look

@@ -34,6 +34,7 @@ from syncd.xero.governor import Limits, RateGovernor
 from syncd.xero.http import XeroHttp, build_client
 from syncd.xero.invoices import InvoicesApi
 from syncd.xero.oauth import IdentityClient, state_signing_key
+from syncd.xero.practice_manager import PracticeManagerApi
 from syncd.xero.projects import ProjectsApi
 from syncd.xero.tokens import TokenManager
 
@@ -51,6 +52,7 @@ class XeroSide:
     projects: ProjectsApi
     contacts: ContactsApi
     invoices: InvoicesApi
+    practice_manager: PracticeManagerApi
     connect: ConnectService
 
 
@@ -243,5 +245,6 @@ async def _xero_side(
         projects=ProjectsApi(http),
         contacts=ContactsApi(http),
         invoices=InvoicesApi(http),
+        practice_manager=PracticeManagerApi(http),
         connect=connect,
     )

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from syncd.sandbox import contacts, control, identity, invoices, projects
+from syncd.sandbox import contacts, control, identity, invoices, practice_manager, projects
 from syncd.sandbox.gate import SandboxGate
 from syncd.sandbox.state import SandboxState
 from syncd.sandbox.webhooks import WebhookDispatcher
@@ -28,6 +28,7 @@ def create_sandbox_app(
         *projects.routes(state),
         *contacts.routes(state),
         *invoices.routes(state),
+        *practice_manager.routes(state),
         *control.routes(state, dispatcher),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(SandboxGate, state=state)])

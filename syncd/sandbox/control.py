@@ -136,6 +136,8 @@ def _tenant_json(tenant: Tenant) -> dict[str, Any]:
         "projects": len(tenant.projects),
         "invoices": len(tenant.invoices),
         "users": len(tenant.users),
+        "templates": len(tenant.templates),
+        "staff": len(tenant.staff),
     }
 
 
@@ -213,6 +215,22 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
         body = await _json(request, {"name", "email"})
         user = state.add_user(tenant.tenant_id, body.text("name"), body.text("email"))
         return JSONResponse(user, status_code=201)
+
+    async def templates(request: Request) -> Response:
+        tenant = state.tenant(request.path_params["tenant_id"])
+        if request.method == "GET":
+            return JSONResponse(list(tenant.templates))
+        body = await _json(request, {"name"})
+        template = state.add_template(tenant.tenant_id, body.text("name"))
+        return JSONResponse(template, status_code=201)
+
+    async def staff(request: Request) -> Response:
+        tenant = state.tenant(request.path_params["tenant_id"])
+        if request.method == "GET":
+            return JSONResponse(list(tenant.staff))
+        body = await _json(request, {"name", "email"})
+        member = state.add_staff(tenant.tenant_id, body.text("name"), body.text("email"))
+        return JSONResponse(member, status_code=201)
 
     async def contacts(request: Request) -> Response:
         tenant = state.tenant(request.path_params["tenant_id"])
@@ -459,6 +477,8 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
         ("/tenants/{tenant_id}", get_tenant, ["GET"]),
         ("/consent", consent, ["GET", "PUT"]),
         ("/tenants/{tenant_id}/users", users, ["GET", "POST"]),
+        ("/tenants/{tenant_id}/templates", templates, ["GET", "POST"]),
+        ("/tenants/{tenant_id}/staff", staff, ["GET", "POST"]),
         ("/tenants/{tenant_id}/contacts", contacts, ["GET", "POST"]),
         ("/tenants/{tenant_id}/contacts/{contact_id}", update_contact, ["PATCH"]),
         ("/tenants/{tenant_id}/contacts/{contact_id}/archive", archive_contact, ["POST"]),

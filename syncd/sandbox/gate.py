@@ -24,7 +24,7 @@ from syncd.sandbox.tokens import Grant, TokenRejected
 
 Kind = Literal["control", "login", "identity", "connections", "api", "other"]
 CONTROL_PREFIX = "/_sandbox"
-_API_PREFIXES = ("/projects.xro/2.0/", "/api.xro/2.0/")
+_API_PREFIXES = ("/projects.xro/2.0/", "/api.xro/2.0/", "/practicemanager/3.1/")
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MAX_IDEMPOTENCY_KEY = 128
 
@@ -57,6 +57,13 @@ def required_scopes(path: str, method: str) -> tuple[str, ...] | None:
         # The broad scopes, or the granular ones that replace them (xero-facts 2.4).
         write = ("accounting.transactions", "accounting.invoices")
         read = (*write, "accounting.transactions.read", "accounting.invoices.read")
+    elif lower.startswith("/practicemanager/3.1/"):
+        # The broad (older) scope, or the granular one of the resource (xero-facts 2.4);
+        # templates, categories and task types go with jobs.
+        resource = lower.removeprefix("/practicemanager/3.1/").partition(".api")[0]
+        area = {"template": "job", "category": "job", "task": "job"}.get(resource, resource)
+        write = ("practicemanager", f"practicemanager.{area}")
+        read = (*write, "practicemanager.read", f"practicemanager.{area}.read")
     else:
         return None
     return write if method in _WRITES else read

@@ -99,7 +99,8 @@ class Invoice:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Tenant:
-    """One connected organisation. The containers are the tenant's live, mutable world."""
+    """One connected organisation. The containers are the tenant's live, mutable world; job
+    templates and staff (in XPM's element names) belong to PRACTICEMANAGER tenants."""
 
     tenant_id: str
     name: str
@@ -109,6 +110,8 @@ class Tenant:
     projects: dict[str, Project] = field(default_factory=dict)
     invoices: dict[str, Invoice] = field(default_factory=dict)
     users: list[dict[str, str]] = field(default_factory=list)
+    templates: list[dict[str, str]] = field(default_factory=list)  # Practice Manager only
+    staff: list[dict[str, str]] = field(default_factory=list)  # Practice Manager only
 
 
 def _whole(name: str, value: object, *, low: int, high: int | None = None) -> None:

@@ -1,6 +1,7 @@
 """The sandbox's in-memory world, in plain Python: apps, tenants and their contacts, projects,
-invoices and users, credentials, limits, faults, the ledger and the webhook queue. The HTTP layer
-and the control API both drive this object; tests may drive it directly.
+invoices, users and (Practice Manager) job templates and staff, credentials, limits, faults, the
+ledger and the webhook queue. The HTTP layer and the control API both drive this object; tests
+may drive it directly.
 
 Every change a Xero user or an API call makes goes through a method here, which also queues the
 webhook event Xero (or, for projects, syncd's design) would send about it.
@@ -150,6 +151,35 @@ class SandboxState:
         user = {"userId": self.new_id(), "name": name, "email": email}
         self.tenant(tenant_id).users.append(user)
         return user
+
+    def add_template(self, tenant_id: str, name: str) -> dict[str, str]:
+        """A Practice Manager job template (`UUID`, `Name`) of a PRACTICEMANAGER tenant."""
+        tenant = self._practice(tenant_id)
+        if not name.strip():
+            raise SandboxError("template name must not be empty")
+        template = {"UUID": self.new_id(), "Name": name.strip()}
+        tenant.templates.append(template)
+        return template
+
+    def add_staff(self, tenant_id: str, name: str, email: str) -> dict[str, str]:
+        """A Practice Manager staff member (`UUID`, `Name`, `Email`) of a PRACTICEMANAGER tenant
+        (Projects users are `add_user`)."""
+        tenant = self._practice(tenant_id)
+        if not name.strip() or not email.strip():
+            raise SandboxError("staff name and email must not be empty")
+        if "@" not in email:
+            raise SandboxError(f"staff email must be an email address, not {email!r}")
+        member = {"UUID": self.new_id(), "Name": name.strip(), "Email": email.strip()}
+        tenant.staff.append(member)
+        return member
+
+    def _practice(self, tenant_id: str) -> Tenant:
+        tenant = self.tenant(tenant_id)
+        if tenant.tenant_type != "PRACTICEMANAGER":
+            raise SandboxError(
+                f"tenant {tenant.tenant_id} is {tenant.tenant_type}, not PRACTICEMANAGER"
+            )
+        return tenant
 
     # -- contacts -------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gc
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,9 +16,19 @@ from syncd.logs import get_logger
 from syncd.scheduler import SchedulerRunner
 from syncd.services import Services, open_services
 from syncd.settings import Settings
-from syncd.web import connection, crm_events, health, reconcile, synclog, webhook
+from syncd.web import (
+    connection,
+    crm_events,
+    health,
+    pages,
+    practice_api,
+    reconcile,
+    synclog,
+    webhook,
+)
 from syncd.web.auth import JwtVerifier
 from syncd.web.errors import exception_handlers
+from syncd.web.session import session_key
 
 log = get_logger("syncd.web")
 
@@ -31,6 +42,8 @@ def all_routes() -> list[BaseRoute]:
         *crm_events.routes,
         *synclog.routes,
         *reconcile.routes,
+        *practice_api.routes,
+        *pages.routes(),
         static_files(),
     ]
 
@@ -73,6 +86,12 @@ def create_app(
 
     app = Starlette(routes=all_routes(), lifespan=lifespan, exception_handlers=exception_handlers)
     app.state.jwt = JwtVerifier(settings)
+    # Sessions are signed with a key derived from the first encryption key (stable across
+    # restarts); without keys there are no Xero features to manage, so a process key will do.
+    secret = (
+        settings.encryption_keys[0].reveal() if settings.encryption_keys else secrets.token_hex(32)
+    )
+    app.state.session_key = session_key(secret)
     if services is not None:
         # In-process tests drive the app without a lifespan; give them the services at once.
         app.state.services = services

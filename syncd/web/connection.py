@@ -23,6 +23,7 @@ from syncd.web.auth import access, admin_scope
 from syncd.web.context import services_of
 from syncd.web.errors import ApiError
 from syncd.web.requests import json_object
+from syncd.web.templating import render
 
 PREFIX = "/api/integrations/xero"
 
@@ -64,12 +65,26 @@ async def callback(request: Request) -> Response:
     state, code = params.get("state"), params.get("code")
     if not state or not code:
         raise ApiError(400, "the callback needs both `code` and `state` from Xero")
-    return _outcome_response(await _xero(request).connect.finish(state=state, code=code))
+    outcome = await _xero(request).connect.finish(state=state, code=code)
+    if isinstance(outcome, ChooseTenant) and "text/html" in request.headers.get("accept", ""):
+        # A browser: let the admin pick on a page (the form posts to connect/select).
+        return render(
+            "choose_tenant.html",
+            nav=(),
+            selection=outcome.selection,
+            tenants=outcome.tenants,
+            action=f"{PREFIX}/connect/select",
+        )
+    return _outcome_response(outcome)
 
 
 @access("oauth-state")
 async def select_tenant(request: Request) -> Response:
-    body = await json_object(request)
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        form = await request.form()
+        body: dict[str, object] = {k: v for k, v in form.items() if isinstance(v, str)}
+    else:
+        body = await json_object(request)
     selection, tenant_id = body.get("selection"), body.get("tenant_id")
     if not isinstance(selection, str) or not isinstance(tenant_id, str):
         raise ApiError(400, "send JSON with `selection` (from the callback) and `tenant_id`")

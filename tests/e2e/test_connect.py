@@ -229,3 +229,30 @@ async def expire_locally(h: Harness, company: str) -> None:
         grant = await s.get(OAuthGrant, connection.grant_id)
         assert grant is not None
         grant.access_expires_at = h.services.clock.now() - timedelta(minutes=1)
+
+
+async def test_a_browser_chooses_the_tenant_on_a_page(h: Harness) -> None:
+    """With several organisations and a browser, the callback shows a form; posting it links
+    the choice and brings the admin back to where they started."""
+    first = h.sandbox.add_tenant("First Org")
+    second = h.sandbox.add_tenant("Second Org")
+    h.sandbox.consent_tenant_ids = [first.tenant_id, second.tenant_id]
+    start = await h.syncd.get(
+        "/api/integrations/xero/connect?return_to=/admin/connection",
+        headers=h.auth(Role.PRACTICE_ADMIN, A),
+    )
+    consent = await h.xero.get(start.headers["location"])
+    page = await h.syncd.get(
+        consent.headers["location"].removeprefix("http://syncd.test"),
+        headers={"accept": "text/html"},
+    )
+    assert page.status_code == 200
+    assert "Second Org" in page.text and 'type="radio"' in page.text
+    selection = page.text.split('name="selection" value="')[1].split('"')[0]
+    chosen = await h.syncd.post(
+        "/api/integrations/xero/connect/select",
+        data={"selection": selection, "tenant_id": second.tenant_id},
+    )
+    assert chosen.status_code == 302
+    assert chosen.headers["location"] == "/admin/connection?xero=connected"
+    assert (await status_of(h, A))["tenant_id"] == second.tenant_id

@@ -1,0 +1,390 @@
+"""The three mappings as admins see and change them: CRM accountants beside Xero staff, services
+beside job templates, clients beside contacts — with suggestions (by email, then name) marked as
+such until saved, conflicts shown, and saves that check every id against Xero first and write all
+rows or none.
+
+Used by the mapping API and the admin pages alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from syncd.crm.port import CrmPort
+from syncd.domain.ids import CompanyId
+from syncd.domain.suggestions import Candidate, Suggestion, SuggestionIndex, conflicts
+from syncd.services import Services, XeroSide
+from syncd.store.connections import ConnectionRepository
+from syncd.store.mappings import (
+    ContactMappingRepository,
+    ServiceMappingRepository,
+    StaffMappingRepository,
+)
+
+
+class MappingInvalid(Exception):
+    """Rows that cannot be saved; nothing was written. Each row says which and why."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(rows)} row(s) cannot be saved")
+        self.rows = rows
+
+
+class NotConnected(Exception):
+    """The practice has no active Xero connection to map against."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Row:
+    crm_id: str
+    name: str
+    email: str | None
+    mapped: Candidate | None
+    suggestion: Suggestion | None
+    detail: str | None = None  # e.g. "2 open requests", "archived in Xero"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MappingView:
+    backend: str
+    rows: list[Row]
+    candidates: list[Candidate]
+    available: bool = True  # False: this backend has no such records (Projects: templates)
+    message: str | None = None
+    conflicts: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _xero(services: Services) -> XeroSide:
+    return services.require_xero()
+
+
+def _crm(services: Services) -> CrmPort:
+    if services.crm is None:
+        raise NotConnected("no CRM is configured (SYNCD_CRM_DATABASE_URL)")
+    return services.crm
+
+
+async def _backend(services: Services, company: CompanyId) -> str:
+    async with services.db.transaction() as session:
+        connection = await ConnectionRepository(session).get_active(company=company)
+    if connection is None:
+        raise NotConnected("this practice is not connected to Xero: connect it first")
+    return connection.backend
+
+
+async def staff_candidates(services: Services, company: CompanyId, backend: str) -> list[Candidate]:
+    xero = _xero(services)
+    if backend == "practicemanager":
+        return [
+            Candidate(xero_id=s.staff_id, name=s.name, email=s.email)
+            for s in await xero.practice_manager.staff(company)
+        ]
+    return [
+        Candidate(xero_id=u.user_id, name=u.name, email=u.email)
+        for u in await xero.projects.users(company)
+    ]
+
+
+async def template_candidates(
+    services: Services, company: CompanyId, backend: str
+) -> list[Candidate] | None:
+    """None: the backend has no job templates (Xero Projects)."""
+    if backend != "practicemanager":
+        return None
+    templates = await _xero(services).practice_manager.templates(company)
+    return [Candidate(xero_id=t.template_id, name=t.name, email=None) for t in templates]
+
+
+async def contact_candidates(services: Services, company: CompanyId) -> list[Candidate]:
+    contacts = _xero(services).contacts.list_all(company, include_archived=False)
+    return [Candidate(xero_id=c.contact_id, name=c.name, email=c.email) async for c in contacts]
+
+
+# -- views -----------------------------------------------------------------------------------
+
+
+async def staff_view(services: Services, company: CompanyId) -> MappingView:
+    backend = await _backend(services, company)
+    candidates = await staff_candidates(services, company, backend)
+    people = await _crm(services).list_accountants(company=company)
+    async with services.db.transaction() as session:
+        saved = {
+            m.crm_user_id: m for m in await StaffMappingRepository(session).list(company=company)
+        }
+    by_id = {c.xero_id: c for c in candidates}
+    index = SuggestionIndex(candidates)
+    rows = []
+    for person in people:
+        mapping = saved.get(person.user_id)
+        mapped = None
+        if mapping is not None:
+            mapped = by_id.get(mapping.xero_staff_id) or Candidate(
+                xero_id=mapping.xero_staff_id, name=mapping.xero_staff_name or "?", email=None
+            )
+        rows.append(
+            Row(
+                crm_id=person.user_id,
+                name=person.full_name,
+                email=person.email,
+                mapped=mapped,
+                suggestion=None
+                if mapped
+                else index.suggest(name=person.full_name, email=person.email),
+                detail=None if person.is_active else "inactive in the CRM",
+            )
+        )
+    return MappingView(backend=backend, rows=rows, candidates=candidates)
+
+
+async def service_view(services: Services, company: CompanyId) -> MappingView:
+    backend = await _backend(services, company)
+    templates = await template_candidates(services, company, backend)
+    offered = await _crm(services).list_services(company=company)
+    async with services.db.transaction() as session:
+        saved = {
+            m.crm_service_id: m
+            for m in await ServiceMappingRepository(session).list(company=company)
+        }
+    by_id = {c.xero_id: c for c in templates or []}
+    index = SuggestionIndex(templates or [])
+    rows = []
+    for service in offered:
+        mapping = saved.get(service.service_id)
+        mapped = None
+        if mapping is not None:
+            mapped = by_id.get(mapping.xero_template_id) or Candidate(
+                xero_id=mapping.xero_template_id,
+                name=mapping.xero_template_name or "?",
+                email=None,
+            )
+        rows.append(
+            Row(
+                crm_id=str(service.service_id),
+                name=service.name,
+                email=None,
+                mapped=mapped,
+                suggestion=None
+                if mapped or templates is None
+                else index.suggest(name=service.name, email=None),
+            )
+        )
+    if templates is None:
+        return MappingView(
+            backend=backend,
+            rows=rows,
+            candidates=[],
+            available=False,
+            message="Xero Projects has no job templates: jobs are created without one. "
+            "Service-to-template mapping applies to Xero Practice Manager practices.",
+        )
+    return MappingView(backend=backend, rows=rows, candidates=templates)
+
+
+async def contact_view(services: Services, company: CompanyId) -> MappingView:
+    backend = await _backend(services, company)
+    candidates = await contact_candidates(services, company)
+    clients = await _crm(services).list_clients(company=company)
+    async with services.db.transaction() as session:
+        saved = {
+            m.crm_client_id: m
+            for m in await ContactMappingRepository(session).list(company=company)
+        }
+    by_id = {c.xero_id: c for c in candidates}
+    index = SuggestionIndex(candidates)
+    rows = []
+    for client in clients:
+        mapping = saved.get(client.user_id)
+        mapped, detail = None, None
+        if mapping is not None:
+            mapped = by_id.get(mapping.xero_contact_id) or Candidate(
+                xero_id=mapping.xero_contact_id, name=mapping.xero_contact_name or "?", email=None
+            )
+            if mapping.archived or mapping.xero_contact_id not in by_id:
+                detail = "archived or missing in Xero"
+        rows.append(
+            Row(
+                crm_id=client.user_id,
+                name=client.full_name,
+                email=client.email,
+                mapped=mapped,
+                suggestion=None
+                if mapped
+                else index.suggest(name=client.full_name, email=client.email),
+                detail=detail,
+            )
+        )
+    return MappingView(
+        backend=backend,
+        rows=rows,
+        candidates=candidates,
+        conflicts=conflicts({cid: m.xero_contact_id for cid, m in saved.items()}),
+    )
+
+
+# -- saving ----------------------------------------------------------------------------------
+
+
+def _changes(raw: Any, crm_field: str, xero_field: str) -> list[tuple[int, str, str | None]]:
+    if not isinstance(raw, list) or not raw:
+        raise MappingInvalid([{"problem": 'send {"mappings": [ ... ]} with at least one row'}])
+    rows, problems = [], []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            problems.append({"index": index, "problem": "each row must be an object"})
+            continue
+        crm_id, xero_id = item.get(crm_field), item.get(xero_field)
+        if not isinstance(crm_id, str | int) or crm_id == "":
+            problems.append({"index": index, "problem": f"{crm_field} is required"})
+            continue
+        if xero_id is not None and (not isinstance(xero_id, str) or not xero_id):
+            problems.append(
+                {
+                    "index": index,
+                    crm_field: crm_id,
+                    "problem": f"{xero_field} must be an id or null (to unmap)",
+                }
+            )
+            continue
+        rows.append((index, str(crm_id), xero_id))
+    if problems:
+        raise MappingInvalid(problems)
+    return rows
+
+
+def _check(
+    rows: Sequence[tuple[int, str, str | None]],
+    crm_ids: set[str],
+    xero: dict[str, Candidate],
+    crm_field: str,
+    xero_field: str,
+    what: str,
+) -> None:
+    problems = []
+    for index, crm_id, xero_id in rows:
+        if crm_id not in crm_ids:
+            problems.append(
+                {
+                    "index": index,
+                    crm_field: crm_id,
+                    "problem": f"no such {what} in this practice's CRM",
+                }
+            )
+        elif xero_id is not None and xero_id not in xero:
+            problems.append(
+                {
+                    "index": index,
+                    crm_field: crm_id,
+                    xero_field: xero_id,
+                    "problem": "no such record in Xero",
+                }
+            )
+    if problems:
+        raise MappingInvalid(problems)
+
+
+async def save_staff(services: Services, company: CompanyId, raw: Any) -> None:
+    rows = _changes(raw, "accountant_id", "staff_id")
+    backend = await _backend(services, company)
+    candidates = {c.xero_id: c for c in await staff_candidates(services, company, backend)}
+    accountants = {p.user_id for p in await _crm(services).list_accountants(company=company)}
+    _check(rows, accountants, candidates, "accountant_id", "staff_id", "accountant")
+    now = services.clock.now()
+    async with services.db.transaction() as session:
+        repository = StaffMappingRepository(session)
+        for _, crm_id, xero_id in rows:
+            if xero_id is None:
+                await repository.remove(company=company, user_id=crm_id)
+            else:
+                await repository.save(
+                    company=company,
+                    user_id=crm_id,
+                    staff_id=xero_id,
+                    staff_name=candidates[xero_id].name,
+                    now=now,
+                )
+
+
+async def save_services(services: Services, company: CompanyId, raw: Any) -> None:
+    rows = _changes(raw, "service_id", "template_id")
+    backend = await _backend(services, company)
+    templates = await template_candidates(services, company, backend)
+    if templates is None and any(xero_id is not None for _, _, xero_id in rows):
+        raise MappingInvalid(
+            [{"problem": "this practice's Xero backend (Projects) has no job templates to map to"}]
+        )
+    by_id = {c.xero_id: c for c in templates or []}
+    offered = {str(s.service_id) for s in await _crm(services).list_services(company=company)}
+    _check(rows, offered, by_id, "service_id", "template_id", "service")
+    now = services.clock.now()
+    async with services.db.transaction() as session:
+        repository = ServiceMappingRepository(session)
+        for _, crm_id, xero_id in rows:
+            if xero_id is None:
+                await repository.remove(company=company, service_id=int(crm_id))
+            else:
+                await repository.save(
+                    company=company,
+                    service_id=int(crm_id),
+                    template_id=xero_id,
+                    template_name=by_id[xero_id].name,
+                    now=now,
+                )
+
+
+async def save_contacts(services: Services, company: CompanyId, raw: Any) -> None:
+    rows = _changes(raw, "client_id", "contact_id")
+    await _backend(services, company)
+    candidates = {c.xero_id: c for c in await contact_candidates(services, company)}
+    clients = {p.user_id for p in await _crm(services).list_clients(company=company)}
+    _check(rows, clients, candidates, "client_id", "contact_id", "client")
+    now = services.clock.now()
+    async with services.db.transaction() as session:
+        repository = ContactMappingRepository(session)
+        for _, crm_id, xero_id in rows:
+            if xero_id is None:
+                await repository.remove(company=company, client_id=crm_id)
+            else:
+                await repository.save(
+                    company=company,
+                    client_id=crm_id,
+                    contact_id=xero_id,
+                    contact_name=candidates[xero_id].name,
+                    auto_created=False,
+                    now=now,
+                )
+
+
+def view_json(view: MappingView, crm_field: str, xero_field: str) -> dict[str, Any]:
+    def candidate(c: Candidate | None) -> dict[str, Any] | None:
+        return None if c is None else {"id": c.xero_id, "name": c.name, "email": c.email}
+
+    return {
+        "backend": view.backend,
+        "available": view.available,
+        "message": view.message,
+        "items": [
+            {
+                crm_field: row.crm_id,
+                "name": row.name,
+                "email": row.email,
+                "mapped": candidate(row.mapped),
+                "suggestion": None
+                if row.suggestion is None
+                else {
+                    xero_field: row.suggestion.xero_id,
+                    "name": row.suggestion.name,
+                    "reason": row.suggestion.reason,
+                    "suggested": True,
+                },
+                "detail": row.detail,
+            }
+            for row in view.rows
+        ],
+        "xero": [candidate(c) for c in view.candidates],
+        "conflicts": [
+            {xero_field: target, f"{crm_field}s": people}
+            for target, people in view.conflicts.items()
+        ],
+    }

@@ -1,0 +1,176 @@
+"""The sync log (filter by state, a task's Xero call trail, retry a dead task) and
+reconciliation reports (list, start, one report with resolve buttons, CSV download)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from reconcilers.report import to_csv
+from syncd.pipeline.outbox import TaskRepository
+from syncd.pipeline.reconcile import finding_row, queue_run
+from syncd.services import Services
+from syncd.store.reports import RunRepository
+from syncd.store.sync_log import SyncLogRepository
+from syncd.web.errors import ApiError
+from syncd.web.pages.common import back, page, page_context, show
+from syncd.web.reconcile import load_report, report_page, resolve_finding, run_json
+from syncd.web.session import Session, check_form
+from syncd.web.synclog import STATES, call_json, task_json
+from syncd.web.templating import render
+
+PAGE_SIZE = 50
+
+
+@page
+async def sync_log(request: Request, session: Session, services: Services) -> Response:
+    state = request.query_params.get("state") or None
+    if state is not None and state not in STATES:
+        state = None
+    offset = max(0, int(request.query_params.get("offset", "0") or 0))
+    async with services.db.transaction() as db_session:
+        tasks, total = await TaskRepository(db_session).page(
+            company=session.company,
+            states=[state] if state else None,
+            limit=PAGE_SIZE,
+            offset=offset,
+        )
+        counts = await TaskRepository(db_session).counts(company=session.company)
+    return show(
+        request,
+        session,
+        "sync_log.html",
+        tasks=[task_json(t) for t in tasks],
+        total=total,
+        counts=counts,
+        states=STATES,
+        state=state,
+        offset=offset,
+        page_size=PAGE_SIZE,
+    )
+
+
+@page
+async def task_page(request: Request, session: Session, services: Services) -> Response:
+    task_id = _number(request, "task_id")
+    async with services.db.transaction() as db_session:
+        task = await TaskRepository(db_session).get(company=session.company, task_id=task_id)
+        calls = await SyncLogRepository(db_session).for_task(
+            company=session.company, task_id=task_id
+        )
+    if task is None:
+        return render(
+            "forbidden.html", status_code=404, nav=(), reason="no such task in your practice"
+        )
+    return show(
+        request, session, "task.html", task=task_json(task), calls=[call_json(c) for c in calls]
+    )
+
+
+@page
+async def retry(request: Request, session: Session, services: Services) -> Response:
+    await check_form(request, session)
+    task_id = _number(request, "task_id")
+    async with services.db.transaction() as db_session:
+        retried = await TaskRepository(db_session).retry_dead(
+            company=session.company, task_id=task_id, now=services.clock.now()
+        )
+    if not retried:
+        return back("/admin/sync-log", problem=f"task {task_id} is not dead: nothing to retry")
+    return back("/admin/sync-log", flash=f"task {task_id} will run again")
+
+
+@page
+async def reconciliations(request: Request, session: Session, services: Services) -> Response:
+    async with services.db.transaction() as db_session:
+        runs = await RunRepository(db_session).list(company=session.company, limit=50)
+    return show(
+        request,
+        session,
+        "reconciliations.html",
+        runs=[run_json(r) for r in runs],
+        available=services.reconciler is not None,
+    )
+
+
+@page
+async def start_run(request: Request, session: Session, services: Services) -> Response:
+    form = await check_form(request, session)
+    if services.reconciler is None:
+        return back("/admin/reconciliations", problem="reconciliation needs Xero and a CRM")
+    run = await queue_run(
+        services.db,
+        session.company,
+        trigger="manual",
+        dry_run=form.get("dry_run") == "on",
+        by=session.user_id,
+        now=services.clock.now(),
+    )
+    return back(f"/admin/reconciliations/{run.id}", flash="reconciliation started")
+
+
+@page
+async def report(request: Request, session: Session, services: Services) -> Response:
+    run_id = str(request.path_params["run_id"])
+    try:
+        run, findings = await load_report(services, session.company, run_id)
+    except ApiError:
+        return render(
+            "forbidden.html",
+            status_code=404,
+            nav=(),
+            reason="no such reconciliation in your practice",
+        )
+    if request.url.path.endswith(".csv"):
+        return PlainTextResponse(
+            to_csv(finding_row(f) for f in findings),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="reconciliation-{run.id}.csv"'},
+        )
+    return report_page(
+        run,
+        findings,
+        csv_url=f"/admin/reconciliations/{run.id}.csv",
+        resolve_url=f"/admin/reconciliations/{run.id}/findings/",
+        **page_context(request, session),
+    )
+
+
+@page
+async def resolve(request: Request, session: Session, services: Services) -> Response:
+    form = await check_form(request, session)
+    run_id = str(request.path_params["run_id"])
+    try:
+        finding = await resolve_finding(
+            services,
+            session.company,
+            _number(request, "finding_id"),
+            form.get("resolution", ""),
+            by=session.user_id,
+            note=form.get("note") or None,
+        )
+    except ApiError as exc:
+        return back(f"/admin/reconciliations/{run_id}", problem=str(exc.detail))
+    return back(f"/admin/reconciliations/{run_id}", flash=f"finding {finding.id}: {finding.state}")
+
+
+def _number(request: Request, name: str) -> int:
+    try:
+        return int(request.path_params[name])
+    except ValueError:
+        return -1
+
+
+routes = [
+    Route("/admin/sync-log", sync_log, methods=["GET"]),
+    Route("/admin/sync-log/{task_id}", task_page, methods=["GET"]),
+    Route("/admin/sync-log/{task_id}/retry", retry, methods=["POST"]),
+    Route("/admin/reconciliations", reconciliations, methods=["GET"]),
+    Route("/admin/reconciliations", start_run, methods=["POST"]),
+    Route("/admin/reconciliations/{run_id}.csv", report, methods=["GET"]),
+    Route("/admin/reconciliations/{run_id}", report, methods=["GET"]),
+    Route(
+        "/admin/reconciliations/{run_id}/findings/{finding_id}/resolve", resolve, methods=["POST"]
+    ),
+]
