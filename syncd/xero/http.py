@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as DefusedET
 
 from syncd import __version__
 from syncd.clock import Clock
@@ -77,6 +79,14 @@ def _int_header(headers: httpx.Headers, name: str) -> int | None:
 
 def xero_message(response: httpx.Response) -> str:
     """Xero's own explanation, from whichever error shape the API used."""
+    if "xml" in response.headers.get("content-type", ""):
+        # Practice Manager answers XML: <Response><ErrorDescription>…</ErrorDescription>.
+        try:
+            root = DefusedET.fromstring(response.content)
+        except (DefusedET.ParseError, DefusedXmlException):
+            return response.reason_phrase
+        described = root.findtext("ErrorDescription")
+        return described.strip() if described else response.reason_phrase
     try:
         data = response.json()
     except ValueError:

@@ -210,3 +210,17 @@ async def test_every_call_is_audited_without_tokens(
     assert (ok.status, ok.min_remaining, ok.day_remaining) == (200, 59, 4999)
     assert (refused.status, refused.error) == (400, "nope")
     assert "token" not in repr(audit.calls)
+
+
+async def test_practice_manager_xml_errors_are_read(
+    router: respx.MockRouter, http: XeroHttp
+) -> None:
+    """An XPM error answer (XML) gives its ErrorDescription, not raw markup."""
+    router.get("/practicemanager/3.1/job.api/get/J1").respond(
+        400,
+        content=b"<Response><Status>ERROR</Status><ErrorDescription>Job not found</ErrorDescription></Response>",
+        headers={"content-type": "text/xml"},
+    )
+    with pytest.raises(PermanentError, match="Job not found") as caught:
+        await http.request(COMPANY, "GET", "/practicemanager/3.1/job.api/get/J1")
+    assert "<Response>" not in str(caught.value)
