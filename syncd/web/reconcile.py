@@ -102,8 +102,11 @@ def report_page(
     *,
     csv_url: str,
     resolve_url: str,
-    csrf: str | None,
+    csrf: str | None = None,
+    **page: Any,
 ) -> Response:
+    """The report as a page; with a CSRF token (a page session) it has resolve buttons.
+    `page` carries the console's navigation and messages (see syncd.web.pages.common)."""
     rows = [finding_json(f) for f in findings]
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -116,8 +119,8 @@ def report_page(
         open_count=sum(1 for r in rows if r["state"] == "open"),
         csv_url=csv_url,
         resolve_url=resolve_url,
-        can_resolve=csrf is not None,
-        csrf=csrf or "",
+        **{**page, "csrf": csrf or page.get("csrf") or ""},
+        can_resolve=bool(csrf or page.get("csrf")),
     )
 
 

@@ -69,5 +69,6 @@ def show(request: Request, session: Session, template: str, **context: Any) -> R
 
 def back(path: str, *, flash: str | None = None, problem: str | None = None) -> Response:
     """After a form: 303 to a page, with a message for it (post/redirect/get)."""
-    query = {k: v for k, v in (("flash", flash), ("problem", problem)) if v}
-    return RedirectResponse(f"{path}?{urlencode(query)}" if query else path, status_code=303)
+    query = urlencode({k: v for k, v in (("flash", flash), ("problem", problem)) if v})
+    joiner = "&" if "?" in path else "?"
+    return RedirectResponse(f"{path}{joiner}{query}" if query else path, status_code=303)

@@ -87,8 +87,8 @@ def _save(kind: str) -> Callable[[Request], Awaitable[Response]]:
     @page
     async def handler(request: Request, session: Session, services: Services) -> Response:
         form = await check_form(request, session)
-        # One select per row, named "map:<crm id>"; "" = not mapped. Only changed rows are sent
-        # by the page's script, but a plain submit sends all: saving an unchanged row is harmless.
+        # One select per row, named "map:<crm id>"; "" = not mapped. With scripts on, only rows
+        # that change something are sent; without, all are (saving an unchanged row is a no-op).
         rows = [
             {crm_field: name.removeprefix("map:"), xero_field: value or None}
             for name, value in form.items()

@@ -70,15 +70,17 @@ async def task_page(request: Request, session: Session, services: Services) -> R
 
 @page
 async def retry(request: Request, session: Session, services: Services) -> Response:
-    await check_form(request, session)
+    form = await check_form(request, session)
     task_id = _number(request, "task_id")
+    state = form.get("back_state", "")
+    listing = f"/admin/sync-log?state={state}" if state in STATES else "/admin/sync-log"
     async with services.db.transaction() as db_session:
         retried = await TaskRepository(db_session).retry_dead(
             company=session.company, task_id=task_id, now=services.clock.now()
         )
     if not retried:
-        return back("/admin/sync-log", problem=f"task {task_id} is not dead: nothing to retry")
-    return back("/admin/sync-log", flash=f"task {task_id} will run again")
+        return back(listing, problem=f"task {task_id} is not dead: nothing to retry")
+    return back(listing, flash=f"task {task_id} will run again")
 
 
 @page
