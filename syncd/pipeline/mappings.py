@@ -8,9 +8,12 @@ Used by the mapping API and the admin pages alike.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from syncd.crm.port import CrmPort
 from syncd.domain.ids import CompanyId
@@ -284,76 +287,125 @@ def _check(
         raise MappingInvalid(problems)
 
 
-async def save_staff(services: Services, company: CompanyId, raw: Any) -> None:
-    rows = _changes(raw, "accountant_id", "staff_id")
+async def _store_staff(
+    session: AsyncSession, company: CompanyId, crm_id: str, chosen: Candidate | None, now: datetime
+) -> None:
+    repository = StaffMappingRepository(session)
+    if chosen is None:
+        await repository.remove(company=company, user_id=crm_id)
+    else:
+        await repository.save(
+            company=company,
+            user_id=crm_id,
+            staff_id=chosen.xero_id,
+            staff_name=chosen.name,
+            now=now,
+        )
+
+
+async def _store_service(
+    session: AsyncSession, company: CompanyId, crm_id: str, chosen: Candidate | None, now: datetime
+) -> None:
+    repository = ServiceMappingRepository(session)
+    if chosen is None:
+        await repository.remove(company=company, service_id=int(crm_id))
+    else:
+        await repository.save(
+            company=company,
+            service_id=int(crm_id),
+            template_id=chosen.xero_id,
+            template_name=chosen.name,
+            now=now,
+        )
+
+
+async def _store_contact(
+    session: AsyncSession, company: CompanyId, crm_id: str, chosen: Candidate | None, now: datetime
+) -> None:
+    repository = ContactMappingRepository(session)
+    if chosen is None:
+        await repository.remove(company=company, client_id=crm_id)
+    else:
+        await repository.save(
+            company=company,
+            client_id=crm_id,
+            contact_id=chosen.xero_id,
+            contact_name=chosen.name,
+            auto_created=False,
+            now=now,
+        )
+
+
+async def _accountant_ids(crm: CrmPort, company: CompanyId) -> set[str]:
+    return {p.user_id for p in await crm.list_accountants(company=company)}
+
+
+async def _service_ids(crm: CrmPort, company: CompanyId) -> set[str]:
+    return {str(s.service_id) for s in await crm.list_services(company=company)}
+
+
+async def _client_ids(crm: CrmPort, company: CompanyId) -> set[str]:
+    return {p.user_id for p in await crm.list_clients(company=company)}
+
+
+async def _contacts(services: Services, company: CompanyId, backend: str) -> list[Candidate]:
+    return await contact_candidates(services, company)
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """What differs between the three mappings when saving."""
+
+    crm_field: str
+    xero_field: str
+    what: str
+    candidates: Callable[[Services, CompanyId, str], Awaitable[list[Candidate] | None]]
+    crm_ids: Callable[[CrmPort, CompanyId], Awaitable[set[str]]]
+    store: Callable[[AsyncSession, CompanyId, str, Candidate | None, datetime], Awaitable[None]]
+
+
+STAFF = Kind(
+    "accountant_id", "staff_id", "accountant", staff_candidates, _accountant_ids, _store_staff
+)
+SERVICES = Kind(
+    "service_id", "template_id", "service", template_candidates, _service_ids, _store_service
+)
+CONTACTS = Kind("client_id", "contact_id", "client", _contacts, _client_ids, _store_contact)
+
+
+async def save(services: Services, company: CompanyId, raw: Any, kind: Kind) -> None:
+    """Check every row against the CRM and Xero, then write them all in one transaction."""
+    rows = _changes(raw, kind.crm_field, kind.xero_field)
     backend = await _backend(services, company)
-    candidates = {c.xero_id: c for c in await staff_candidates(services, company, backend)}
-    accountants = {p.user_id for p in await _crm(services).list_accountants(company=company)}
-    _check(rows, accountants, candidates, "accountant_id", "staff_id", "accountant")
+    found = await kind.candidates(services, company, backend)
+    if found is None and any(xero_id is not None for _, _, xero_id in rows):
+        raise MappingInvalid(
+            [
+                {
+                    "problem": "this practice's Xero backend (Projects) has no "
+                    f"{kind.xero_field.removesuffix('_id')}s to map to"
+                }
+            ]
+        )
+    by_id = {c.xero_id: c for c in found or []}
+    crm_ids = await kind.crm_ids(_crm(services), company)
+    _check(rows, crm_ids, by_id, kind.crm_field, kind.xero_field, kind.what)
     now = services.clock.now()
     async with services.db.transaction() as session:
-        repository = StaffMappingRepository(session)
         for _, crm_id, xero_id in rows:
-            if xero_id is None:
-                await repository.remove(company=company, user_id=crm_id)
-            else:
-                await repository.save(
-                    company=company,
-                    user_id=crm_id,
-                    staff_id=xero_id,
-                    staff_name=candidates[xero_id].name,
-                    now=now,
-                )
+            await kind.store(session, company, crm_id, by_id[xero_id] if xero_id else None, now)
+
+
+async def save_staff(services: Services, company: CompanyId, raw: Any) -> None:
+    await save(services, company, raw, STAFF)
 
 
 async def save_services(services: Services, company: CompanyId, raw: Any) -> None:
-    rows = _changes(raw, "service_id", "template_id")
-    backend = await _backend(services, company)
-    templates = await template_candidates(services, company, backend)
-    if templates is None and any(xero_id is not None for _, _, xero_id in rows):
-        raise MappingInvalid(
-            [{"problem": "this practice's Xero backend (Projects) has no job templates to map to"}]
-        )
-    by_id = {c.xero_id: c for c in templates or []}
-    offered = {str(s.service_id) for s in await _crm(services).list_services(company=company)}
-    _check(rows, offered, by_id, "service_id", "template_id", "service")
-    now = services.clock.now()
-    async with services.db.transaction() as session:
-        repository = ServiceMappingRepository(session)
-        for _, crm_id, xero_id in rows:
-            if xero_id is None:
-                await repository.remove(company=company, service_id=int(crm_id))
-            else:
-                await repository.save(
-                    company=company,
-                    service_id=int(crm_id),
-                    template_id=xero_id,
-                    template_name=by_id[xero_id].name,
-                    now=now,
-                )
+    await save(services, company, raw, SERVICES)
 
 
 async def save_contacts(services: Services, company: CompanyId, raw: Any) -> None:
-    rows = _changes(raw, "client_id", "contact_id")
-    await _backend(services, company)
-    candidates = {c.xero_id: c for c in await contact_candidates(services, company)}
-    clients = {p.user_id for p in await _crm(services).list_clients(company=company)}
-    _check(rows, clients, candidates, "client_id", "contact_id", "client")
-    now = services.clock.now()
-    async with services.db.transaction() as session:
-        repository = ContactMappingRepository(session)
-        for _, crm_id, xero_id in rows:
-            if xero_id is None:
-                await repository.remove(company=company, client_id=crm_id)
-            else:
-                await repository.save(
-                    company=company,
-                    client_id=crm_id,
-                    contact_id=xero_id,
-                    contact_name=candidates[xero_id].name,
-                    auto_created=False,
-                    now=now,
-                )
+    await save(services, company, raw, CONTACTS)
 
 
 def view_json(view: MappingView, crm_field: str, xero_field: str) -> dict[str, Any]:
