@@ -309,7 +309,8 @@ SPEC: tuple[Option, ...] = (
         "outbox_lease_seconds",
         _positive_int,
         "300",
-        "How long a claimed task is held before another worker may take it over.",
+        "How long a worker that stops answering keeps its claimed tasks before another "
+        "worker takes them over (a running task renews its claim every third of this).",
     ),
     Option(
         "SYNCD_XERO_MINUTE_LIMIT",

@@ -65,8 +65,8 @@ class ChangeFeed:
             if not rows:
                 return total
             clients = {
-                row.client_id: await self.crm.get_client(company=company, client_id=row.client_id)
-                for row in rows
+                client_id: await self.crm.get_client(company=company, client_id=client_id)
+                for client_id in {row.client_id for row in rows}
             }
             now = self.clock.now()
             async with self.db.transaction() as session:

@@ -17,9 +17,11 @@ from syncd.domain.errors import NotFound, PermanentError, TransientError
 from syncd.domain.ids import CompanyId
 from syncd.domain.naming import job_name, project_number
 from syncd.domain.statuses import StatusClass
+from syncd.domain.sync_settings import SyncSettings
 from syncd.domain.tasks import CREATE_JOB, SET_JOB_STATE, SYNC_CONTACT, SYNC_REQUEST
 from syncd.logs import get_logger
 from syncd.pipeline.outbox import ClaimedTask, TaskRepository
+from syncd.pipeline.planner import plan
 from syncd.pipeline.worker import TaskContext, TaskHandler
 from syncd.store.db import Database
 from syncd.store.links import JobLinkRepository
@@ -82,6 +84,11 @@ class Outbound:
             company, client, auto_create=practice.auto_create_contacts
         )
         name = job_name(service.name, client.full_name)
+        async with self.db.transaction() as session:
+            # Recorded before the call, so a retry of another request for this contact knows
+            # this one may have created a job too (see _existing_project).
+            link = await self._link(session, company, request.request_id, lock=True)
+            link.xero_contact_id = contact_id
         # Only a task that was claimed before can have created the job already (its answer
         # lost, or its worker killed); a first attempt skips the lookup and its call.
         project = None
@@ -115,6 +122,7 @@ class Outbound:
             link.version += 1
             link.updated_at = now
         await self._write_back(company, request.request_id, project.project_id, number, None)
+        await self._catch_up(company, request, practice)
         log.info(
             "outbound.job_created",
             company=company,
@@ -124,21 +132,63 @@ class Outbound:
         )
         return {"job_id": project.project_id, "job_number": number, "contact_id": contact_id}
 
+    async def _catch_up(
+        self, company: CompanyId, before: CrmRequest, practice: SyncSettings
+    ) -> None:
+        """Plan again if the CRM moved on while the job was being created (say, the request
+        was completed): the change feed saw that change before there was a job to close."""
+        latest = await self.crm.get_request(company=company, request_id=before.request_id)
+        if latest is None or latest.status == before.status:
+            return
+        async with self.db.transaction() as session:
+            await plan(
+                session,
+                company=company,
+                request=latest,
+                client=None,
+                settings=practice,
+                now=self.clock.now(),
+            )
+
     async def _existing_project(
         self, company: CompanyId, contact_id: str, name: str, request_id: str
     ) -> Project | None:
         """A project an earlier attempt created (answer lost, worker killed): same contact and
-        name, and not linked to another request."""
+        name, and not linked to another request.
+
+        When another unlinked request would give its job the same name (one client, one
+        service, twice), a match could be that request's job: then nothing is adopted and the
+        caller re-sends its own creation under its Idempotency-Key, which Xero answers with the
+        job that key created, if any.
+        """
         async with self.db.transaction() as session:
-            taken = {
-                link.xero_job_id
-                for link in await JobLinkRepository(session).list(company=company)
-                if link.xero_job_id and link.request_id != request_id
-            }
+            links = await JobLinkRepository(session).for_contact(
+                company=company, contact_id=contact_id
+            )
+        taken = {link.xero_job_id for link in links if link.xero_job_id}
+        rivals = [
+            link.request_id
+            for link in links
+            if link.xero_job_id is None and link.request_id != request_id
+        ]
+        for rival in rivals:
+            if await self._job_name_for(company, rival) == name:
+                log.info("outbound.adoption_ambiguous", company=company, request=request_id)
+                return None
         async for project in self.projects.list_all(company, contact_id=contact_id):
             if project.name == name and project.project_id not in taken:
                 return project
         return None
+
+    async def _job_name_for(self, company: CompanyId, request_id: str) -> str | None:
+        request = await self.crm.get_request(company=company, request_id=request_id)
+        if request is None:
+            return None
+        client = await self.crm.get_client(company=company, client_id=request.client_id)
+        service = await self.crm.get_service(company=company, service_id=request.service_id)
+        if client is None or service is None:
+            return None
+        return job_name(service.name, client.full_name)
 
     async def _contact_for(
         self, company: CompanyId, client: CrmPerson, *, auto_create: bool

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -26,7 +25,7 @@ from syncd.domain.tasks import TaskSpec
 from syncd.logs import get_logger
 from syncd.store.db import Database
 from syncd.store.models import OutboxTask, XeroConnection
-from syncd.store.scoping import TenantRepository
+from syncd.store.scoping import TenantRepository, dialect_insert
 
 log = get_logger("syncd.outbox")
 
@@ -61,8 +60,7 @@ async def enqueue(session: AsyncSession, task: NewTask, *, now: datetime) -> int
 
     Returns the new task's id, or None when the key already existed.
     """
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(session)
     values: dict[str, Any] = {
         "company_id": task.company,
         "kind": task.kind,
@@ -303,6 +301,22 @@ class Outbox:
             return await self._finish(
                 session, task, state="done", now=now, result=result, last_error=None
             )
+
+    async def extend(self, task: ClaimedTask, *, now: datetime) -> bool:
+        """Renew a running task's lease; False if it was lost (another worker owns it now)."""
+        async with self.db.transaction() as session:
+            outcome = await session.execute(
+                update(OutboxTask)
+                .where(*self._owned(task))
+                .values(leased_until=now + self.lease, updated_at=now)
+            )
+            return bool(getattr(outcome, "rowcount", 0))
+
+    def exhausted(self, task: ClaimedTask) -> bool:
+        """True when earlier attempts already used up the task's budget: they only end without
+        a verdict when their worker stopped and the lease expired, so running again would
+        exceed max_attempts."""
+        return task.attempts > _policy_for(self.policy, task).max_attempts
 
     async def fail(self, task: ClaimedTask, error: BaseException, *, now: datetime) -> str:
         """Apply the retry policy; returns the task's new state (pending, dead or parked)."""

@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from syncd.clock import Clock
-from syncd.domain.errors import PermanentError, SyncError
+from syncd.domain.errors import PermanentError, SyncError, TransientError
 from syncd.domain.ids import CompanyId
 from syncd.domain.retry import RetryPolicy, backoff
 from syncd.logs import get_logger
@@ -31,6 +31,7 @@ from syncd.xero.audit import call_scope
 log = get_logger("syncd.worker")
 
 INBOX_POLICY = RetryPolicy(base_delay=5, max_delay=1800, max_attempts=10)
+HEARTBEAT_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,10 @@ class Worker:
         self.per_company = per_company
         self.inbox_batch = inbox_batch
         self._running: dict[asyncio.Task[None], CompanyId] = {}
+        self._claiming = asyncio.Lock()
+        self._claim_again = False
+        self._closing = False
+        self._background: set[asyncio.Task[None]] = set()
         self._inbox_busy = asyncio.Lock()
 
     # -- outbox ------------------------------------------------------------------------------
@@ -77,7 +82,16 @@ class Worker:
     async def tick_outbox(self) -> int:
         """Claim and start as many due tasks as there is room for; returns how many started."""
         started = 0
-        while self.handlers and len(self._running) < self.max_in_flight:
+        async with self._claiming:  # one claimer at a time, or two could both fill the room
+            self._claim_again = True
+            while self._claim_again:
+                self._claim_again = False
+                started += await self._fill()
+        return started
+
+    async def _fill(self) -> int:
+        started = 0
+        while self.handlers and not self._closing and len(self._running) < self.max_in_flight:
             busy = Counter(self._running.values())
             full = frozenset(c for c, n in busy.items() if n >= self.per_company)
             claimed = await self.outbox.claim(
@@ -91,20 +105,50 @@ class Worker:
             for task in claimed:
                 runner = asyncio.create_task(self._run(task), name=f"task-{task.id}")
                 self._running[runner] = task.company
-                runner.add_done_callback(self._running.pop)
+                runner.add_done_callback(self._finished)
                 started += 1
         return started
+
+    def _finished(self, runner: asyncio.Task[None]) -> None:
+        """A slot came free: claim again now rather than at the next scheduler tick, so a
+        backlog drains at the speed of Xero, not of the tick."""
+        self._running.pop(runner, None)
+        if self._closing:
+            return
+        if self._claiming.locked():
+            self._claim_again = True  # the claim in progress loops once more
+            return
+        refill = asyncio.create_task(self._refill(), name="outbox-refill")
+        self._background.add(refill)
+        refill.add_done_callback(self._background.discard)
+
+    async def _refill(self) -> None:
+        try:
+            await self.tick_outbox()
+        except Exception:  # the scheduler's next tick tries again
+            log.exception("outbox.refill_failed")
 
     async def _run(self, task: ClaimedTask) -> None:
         handler = self.handlers.get(task.kind)
         try:
             if handler is None:
                 raise PermanentError(f"no handler for task kind {task.kind!r}")
-            with call_scope(task_id=task.id) as scope:
-                result = await handler(TaskContext(task=task, clock=self.clock))
+            if self.outbox.exhausted(task):
+                raise TransientError(
+                    f"attempt {task.attempts} of {task.kind}: earlier attempts' workers stopped"
+                    " before finishing (their leases expired)"
+                )
+            heartbeat = asyncio.create_task(self._keep_leased(task), name=f"lease-{task.id}")
+            try:
+                with call_scope(task_id=task.id) as scope:
+                    result = await handler(TaskContext(task=task, clock=self.clock))
+            finally:
+                heartbeat.cancel()
             outcome = dict(result or {})
             outcome.setdefault("xero_calls", scope.calls)
-            await self.outbox.complete(task, now=self.clock.now(), result=outcome)
+            if not await self.outbox.complete(task, now=self.clock.now(), result=outcome):
+                log.warning("outbox.lease_lost", task=task.id, kind=task.kind)
+                return
             log.info(
                 "outbox.completed",
                 task=task.id,
@@ -119,6 +163,25 @@ class Worker:
             state = await self.outbox.fail(task, exc, now=self.clock.now())
             if state == "dead" and self.on_dead is not None:
                 await self.on_dead(task, f"{exc}")
+
+    async def _keep_leased(self, task: ClaimedTask) -> None:
+        """Renew the lease while the task runs, so a slow task (a big reconciliation) is never
+        claimed a second time by another worker.
+
+        Wakes on real time but renews by the worker's clock, which tests and benchmarks may
+        run faster or make jump.
+        """
+        lease = self.outbox.lease.total_seconds()
+        renewed = self.clock.now()
+        while True:
+            await asyncio.sleep(min(HEARTBEAT_POLL_SECONDS, lease / 4))
+            now = self.clock.now()
+            if (now - renewed).total_seconds() < lease / 3:
+                continue
+            if not await self.outbox.extend(task, now=now):
+                log.warning("outbox.lease_lost", task=task.id, kind=task.kind)
+                return
+            renewed = now
 
     # -- inbox -------------------------------------------------------------------------------
 
@@ -196,5 +259,8 @@ class Worker:
 
     async def close(self, *, grace: float = 20.0) -> None:
         """Let running tasks finish (bounded); unfinished ones are retried after their lease."""
+        self._closing = True
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=grace)
         if self._running:
             await asyncio.wait(set(self._running), timeout=grace)

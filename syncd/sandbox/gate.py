@@ -7,7 +7,10 @@ in `request.state.tenant_id` and the grant in `request.state.grant`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+import weakref
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -139,6 +142,9 @@ class SandboxGate:
     def __init__(self, app: ASGIApp, state: SandboxState) -> None:
         self.app = app
         self.state = state
+        self._slot_locks: weakref.WeakValueDictionary[tuple[str, str, str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or kind_of(scope["path"]) == "control":
@@ -258,11 +264,17 @@ class SandboxGate:
             refused = errors.problem(400, "Idempotency-Key must be at most 128 characters")
             return _stored(refused), False
         slot = (tenant_id or "", method, path.lower(), key or "")
-        if key is not None and slot in state.idempotency:
-            entry.update(replayed=True)
-            return state.idempotency[slot], state.take_fault(path, "drop")
-        scope.setdefault("state", {}).update(tenant_id=tenant_id, grant=grant)
-        answer = await _capture(self.app, scope, receive)
-        if key is not None and answer.status < 500:
-            state.idempotency[slot] = answer
+        # Like Xero, a repeat of a key still in flight waits for the first answer, so two
+        # racing retries never both run the write.
+        lock = (
+            self._slot_locks.setdefault(slot, asyncio.Lock()) if key else contextlib.nullcontext()
+        )
+        async with lock:
+            if key is not None and slot in state.idempotency:
+                entry.update(replayed=True)
+                return state.idempotency[slot], state.take_fault(path, "drop")
+            scope.setdefault("state", {}).update(tenant_id=tenant_id, grant=grant)
+            answer = await _capture(self.app, scope, receive)
+            if key is not None and answer.status < 500:
+                state.idempotency[slot] = answer
         return answer, state.take_fault(path, "drop")

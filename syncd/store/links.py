@@ -37,6 +37,12 @@ class JobLinkRepository(TenantRepository[JobLink]):
             return []
         return await self.all(self.scoped(company).where(JobLink.request_id.in_(request_ids)))
 
+    async def for_contact(self, *, company: CompanyId, contact_id: str) -> list[JobLink]:
+        """Links whose job is (or is about to be) for this Xero contact."""
+        return await self.all(
+            self.scoped(company).where(JobLink.xero_contact_id == contact_id).order_by(JobLink.id)
+        )
+
     async def list(self, *, company: CompanyId) -> list[JobLink]:
         return await self.all(self.scoped(company).order_by(JobLink.id))
 

@@ -38,18 +38,17 @@ class ContactMappingRepository(TenantRepository[ContactMapping]):
         auto_created: bool,
         now: datetime,
     ) -> ContactMapping:
-        mapping = await self.for_client(company=company, client_id=client_id)
-        if mapping is None:
-            mapping = ContactMapping(
-                company_id=company, crm_client_id=client_id, created_at=now, archived=False
-            )
-            self.session.add(mapping)
-        mapping.xero_contact_id = contact_id
-        mapping.xero_contact_name = contact_name
-        mapping.auto_created = auto_created
-        mapping.updated_at = now
-        await self.session.flush()
-        return mapping
+        return await self.upsert(
+            company=company,
+            key={"crm_client_id": client_id},
+            values={
+                "xero_contact_id": contact_id,
+                "xero_contact_name": contact_name,
+                "auto_created": auto_created,
+                "archived": False,
+            },
+            now=now,
+        )
 
     async def remove(self, *, company: CompanyId, client_id: str) -> bool:
         result = await self.session.execute(
@@ -78,15 +77,12 @@ class StaffMappingRepository(TenantRepository[StaffMapping]):
         staff_name: str | None,
         now: datetime,
     ) -> StaffMapping:
-        mapping = await self.for_user(company=company, user_id=user_id)
-        if mapping is None:
-            mapping = StaffMapping(company_id=company, crm_user_id=user_id, created_at=now)
-            self.session.add(mapping)
-        mapping.xero_staff_id = staff_id
-        mapping.xero_staff_name = staff_name
-        mapping.updated_at = now
-        await self.session.flush()
-        return mapping
+        return await self.upsert(
+            company=company,
+            key={"crm_user_id": user_id},
+            values={"xero_staff_id": staff_id, "xero_staff_name": staff_name},
+            now=now,
+        )
 
     async def remove(self, *, company: CompanyId, user_id: str) -> bool:
         result = await self.session.execute(
@@ -119,17 +115,12 @@ class ServiceMappingRepository(TenantRepository[ServiceTemplateMapping]):
         template_name: str | None,
         now: datetime,
     ) -> ServiceTemplateMapping:
-        mapping = await self.for_service(company=company, service_id=service_id)
-        if mapping is None:
-            mapping = ServiceTemplateMapping(
-                company_id=company, crm_service_id=service_id, created_at=now
-            )
-            self.session.add(mapping)
-        mapping.xero_template_id = template_id
-        mapping.xero_template_name = template_name
-        mapping.updated_at = now
-        await self.session.flush()
-        return mapping
+        return await self.upsert(
+            company=company,
+            key={"crm_service_id": service_id},
+            values={"xero_template_id": template_id, "xero_template_name": template_name},
+            now=now,
+        )
 
     async def remove(self, *, company: CompanyId, service_id: int) -> bool:
         result = await self.session.execute(

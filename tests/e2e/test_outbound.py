@@ -207,7 +207,7 @@ async def test_a_lost_answer_creates_no_duplicate_job(h: Harness, crm: MemoryCrm
     await h.services.worker.wait_idle()
     h.sandbox.faults.path_prefix = None
     # The retry waits for its backoff: make it due now.
-    await _make_due(h)
+    await make_due(h)
     await h.settle()
     assert len(projects(h, w.tenant)) == 1
     assert duplicate_projects(h.sandbox, w.tenant) == []
@@ -286,7 +286,7 @@ async def test_crm_events_are_verified_and_deduplicated(h: Harness, crm: MemoryC
     assert listed.json()["total"] == 1
 
 
-async def _make_due(h: Harness) -> None:
+async def make_due(h: Harness) -> None:
     from sqlalchemy import update
 
     from syncd.store.models import OutboxTask
@@ -326,7 +326,7 @@ async def test_a_task_that_always_fails_ends_dead_and_can_be_retried(
         h.sandbox.faults.path_prefix = "/api.xro/2.0/Contacts"
         for _ in range(4):
             await h.settle()
-            await _make_due(h)
+            await make_due(h)
         h.sandbox.faults.fail_next = 0
         h.sandbox.faults.path_prefix = None
         await h.settle()

@@ -122,6 +122,31 @@ async def test_an_expired_lease_is_claimed_again_and_the_old_owner_loses(db: Dat
     assert (await state_of(db, A, task_id)).state == "done"
 
 
+async def test_a_renewed_lease_keeps_a_slow_task_with_its_worker(db: Database) -> None:
+    """Renewing pushes the expiry on; once another worker has the task, renewal says so."""
+    await add(db, A, "slow")
+    first = outbox(db, owner="first")
+    [task] = await first.claim(now=NOW, limit=1)
+    assert await first.extend(task, now=NOW + timedelta(minutes=4))
+    assert await outbox(db, owner="second").claim(now=NOW + timedelta(minutes=6), limit=1) == []
+    [taken] = await outbox(db, owner="second").claim(now=NOW + timedelta(minutes=10), limit=1)
+    assert taken.id == task.id
+    assert not await first.extend(task, now=NOW + timedelta(minutes=10))
+
+
+async def test_a_task_whose_workers_keep_dying_is_exhausted(db: Database) -> None:
+    """Attempts that end by lease expiry still count: past max_attempts the task is exhausted."""
+    await add(db, A, "poison")
+    now = NOW
+    claims = []
+    for n in range(4):
+        [task] = await outbox(db, owner=f"w{n}", attempts=3).claim(now=now, limit=1)
+        claims.append(task)
+        now += timedelta(minutes=6)
+    box = outbox(db, attempts=3)
+    assert [box.exhausted(task) for task in claims] == [False, False, False, True]
+
+
 async def test_practices_that_must_reconnect_are_parked(db: Database) -> None:
     """No claims for a practice needing reconnect; NeedsReconnect parks without an attempt."""
     await add(db, A, "a1")

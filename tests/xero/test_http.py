@@ -218,7 +218,8 @@ async def test_practice_manager_xml_errors_are_read(
     """An XPM error answer (XML) gives its ErrorDescription, not raw markup."""
     router.get("/practicemanager/3.1/job.api/get/J1").respond(
         400,
-        content=b"<Response><Status>ERROR</Status><ErrorDescription>Job not found</ErrorDescription></Response>",
+        content=b"<Response><Status>ERROR</Status>"
+        b"<ErrorDescription>Job not found</ErrorDescription></Response>",
         headers={"content-type": "text/xml"},
     )
     with pytest.raises(PermanentError, match="Job not found") as caught:

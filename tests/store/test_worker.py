@@ -1,0 +1,95 @@
+"""The worker on a real database: slow tasks keep their lease, exhausted tasks die, and a
+completion that lost its lease is not reported as done."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from syncd.clock import SystemClock
+from syncd.domain.ids import CompanyId
+from syncd.domain.retry import RetryPolicy
+from syncd.pipeline.inbox import Inbox
+from syncd.pipeline.outbox import ClaimedTask, NewTask, Outbox, TaskRepository, enqueue
+from syncd.pipeline.worker import TaskContext, TaskHandler, Worker
+from syncd.store.db import Database
+
+A = CompanyId("company-a")
+
+
+def worker(
+    db: Database,
+    owner: str,
+    handlers: dict[str, TaskHandler],
+    *,
+    lease: float = 1.0,
+    dead: list[str] | None = None,
+) -> Worker:
+    async def on_dead(task: ClaimedTask, reason: str) -> None:
+        if dead is not None:
+            dead.append(reason)
+
+    return Worker(
+        outbox=Outbox(
+            db, owner=owner, lease=timedelta(seconds=lease), policy=RetryPolicy(max_attempts=2)
+        ),
+        inbox=Inbox(db),
+        inbound=None,
+        handlers=handlers,
+        clock=SystemClock(),
+        on_dead=on_dead,
+    )
+
+
+async def add(db: Database, kind: str, *, now: datetime | None = None) -> None:
+    async with db.transaction() as session:
+        await enqueue(
+            session, NewTask(company=A, kind=kind, key=kind), now=now or datetime.now(UTC)
+        )
+
+
+async def test_a_task_longer_than_its_lease_runs_once_and_completes(db: Database) -> None:
+    """A 1.5 s task with a 1 s lease: the second worker finds nothing to take."""
+    runs = 0
+
+    async def slow(context: TaskContext) -> dict[str, object]:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(1.5)
+        return {}
+
+    await add(db, "slow")
+    first, second = worker(db, "first", {"slow": slow}), worker(db, "second", {"slow": slow})
+    assert await first.tick_outbox() == 1
+    await asyncio.sleep(1.2)
+    assert await second.tick_outbox() == 0
+    await first.wait_idle()
+    async with db.transaction() as session:
+        task = await TaskRepository(session).by_key(company=A, key="slow")
+    assert task is not None
+    assert (task.state, task.attempts, runs) == ("done", 1, 1)
+
+
+async def test_a_task_past_its_attempts_is_dead_without_running(db: Database) -> None:
+    """Two workers died holding the task (max 2 attempts): the third does not run it again."""
+    runs = 0
+
+    async def crashy(context: TaskContext) -> dict[str, object]:
+        nonlocal runs
+        runs += 1
+        return {}
+
+    now = datetime.now(UTC) - timedelta(seconds=10)
+    await add(db, "crashy", now=now)
+    for owner in ("gone-1", "gone-2"):  # claimed, then their workers vanished
+        box = Outbox(db, owner=owner, lease=timedelta(seconds=1))
+        assert len(await box.claim(now=now, limit=1)) == 1
+        now += timedelta(seconds=2)
+    dead: list[str] = []
+    survivor = worker(db, "survivor", {"crashy": crashy}, dead=dead)
+    await survivor.wait_idle()
+    async with db.transaction() as session:
+        task = await TaskRepository(session).by_key(company=A, key="crashy")
+    assert task is not None
+    assert (task.state, runs) == ("dead", 0)
+    assert len(dead) == 1 and "leases expired" in dead[0]
