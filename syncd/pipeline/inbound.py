@@ -166,27 +166,15 @@ class InboundHandler:
                 xero=project.status,
             )
             return Outcome("done", f"CRM status set to {decision.status.value}")
-        if isinstance(decision, SetXeroState):
-            await update_link(
-                self.db,
-                company,
-                link.id,
-                xero_seen=project.status,
-                xero_seen_at=seen_at,
-                now=now,
-                conflict=(
-                    request.status,
-                    project.status,
-                    settings.conflict_policy.value,
-                    decision.conflict or "crm kept",
-                ),
-                follow_up=new_task(
+        if isinstance(decision, SetXeroState | Conflict):
+            resolution, result, follow_up = "manual: left for an admin", None, None
+            if isinstance(decision, SetXeroState):  # the CRM wins: Xero is set back
+                resolution = decision.conflict or "crm kept"
+                result = f"conflict: CRM kept; Xero will be set to {decision.state}"
+                follow_up = new_task(
                     company,
                     set_job_state(request.request_id, decision.state, f"conflict-{link.version}"),
-                ),
-            )
-            return Outcome("done", f"conflict: CRM kept; Xero will be set to {decision.state}")
-        if isinstance(decision, Conflict):
+                )
             await update_link(
                 self.db,
                 company,
@@ -198,10 +186,11 @@ class InboundHandler:
                     request.status,
                     project.status,
                     settings.conflict_policy.value,
-                    "manual: left for an admin",
+                    resolution,
                 ),
+                follow_up=follow_up,
             )
-            return Outcome("done", "conflict recorded for an admin (manual policy)")
+            return Outcome("done", result or "conflict recorded for an admin (manual policy)")
         assert isinstance(decision, Ignore)
         await update_link(
             self.db, company, link.id, xero_seen=project.status, xero_seen_at=seen_at, now=now

@@ -21,11 +21,13 @@ from sqlalchemy import select
 
 from syncd.crm.memory import MemoryCrm
 from syncd.domain.ids import CompanyId
+from syncd.domain.sync_settings import parse_settings
 from syncd.scheduler import enqueue_polls
 from syncd.store.db import Database
 from syncd.store.links import JobLinkRepository
 from syncd.store.mappings import ContactMappingRepository
-from syncd.store.models import JobInvoice, JobLink
+from syncd.store.models import JobInvoice, JobLink, SyncConflict
+from syncd.store.settings import SettingsRepository
 from syncd.web.auth import Role
 from tests.harness import Harness, harness
 
@@ -201,6 +203,47 @@ async def test_stale_events_are_ignored_without_a_call(h: Harness, crm: MemoryCr
     await h.deliver_webhooks()
     assert await status_of(crm, job) == "processing"
     assert [e for e in h.sandbox.ledger[calls:] if job.project_id in e.path] == []
+
+
+async def both_sides_move_apart(h: Harness, crm: MemoryCrm, *, policy: str) -> Linked:
+    """A job left disagreeing (CRM processing, Xero CLOSED); then the CRM completes the request
+    while Xero reopens the job: both changed since the last sync, in opposite directions."""
+    async with h.services.db.transaction() as session:
+        await SettingsRepository(session).save(
+            company=A,
+            settings=parse_settings({"conflict_policy": policy}),
+            by="test",
+            now=datetime.now(UTC),
+        )
+    job = await linked_job(h, crm, crm_status="processing", xero_status="CLOSED")
+    crm.set_status(company=A, request_id=job.request_id, status="completed", now=T0)
+    h.sandbox.set_project_status(job.tenant, job.project_id, "INPROGRESS")
+    await h.deliver_webhooks()
+    return job
+
+
+async def conflicts(h: Harness) -> list[tuple[str, str, str, str]]:
+    async with h.services.db.transaction() as session:
+        rows = (await session.execute(select(SyncConflict))).scalars().all()
+    return [(r.crm_status, r.xero_state, r.policy, r.resolution) for r in rows]
+
+
+async def test_a_conflict_under_crm_wins_sets_xero_back(h: Harness, crm: MemoryCrm) -> None:
+    job = await both_sides_move_apart(h, crm, policy="crm_wins")
+    assert await conflicts(h) == [
+        ("completed", "INPROGRESS", "crm_wins", "crm_wins: CRM completed kept")
+    ]
+    assert await status_of(crm, job) == "completed"
+    assert h.sandbox.project(job.tenant, job.project_id).status == "CLOSED"
+
+
+async def test_a_conflict_under_manual_waits_for_an_admin(h: Harness, crm: MemoryCrm) -> None:
+    job = await both_sides_move_apart(h, crm, policy="manual")
+    assert await conflicts(h) == [
+        ("completed", "INPROGRESS", "manual", "manual: left for an admin")
+    ]
+    assert await status_of(crm, job) == "completed"
+    assert h.sandbox.project(job.tenant, job.project_id).status == "INPROGRESS"
 
 
 async def test_contact_events_refresh_the_client_mapping(h: Harness, crm: MemoryCrm) -> None:
