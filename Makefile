@@ -59,6 +59,8 @@ demo: install
 benchmarks: install postgres
 	@command -v wrk >/dev/null || apt-get install -y wrk
 	$(BIN)/python benchmarks/webhook_ack.py
+	$(BIN)/python benchmarks/reconcile.py
+	$(BIN)/python benchmarks/outbound.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -57,13 +57,17 @@ def _drift(
     xero_class = mapping.xero_class(job.status)
     if crm_class is StatusClass.NO_JOB or crm_class is xero_class:
         return None
-    crm_moved = (
+    # Xero showing what syncd asked for is syncd's write (perhaps one whose answer was lost),
+    # made for the CRM: the CRM is then the side that moved since.
+    echo = link is not None and link.xero_written is not None and job.status == link.xero_written
+    crm_moved = echo or (
         link is not None
         and link.crm_seen is not None
         and (mapping.crm_class(link.crm_seen) is not crm_class)
     )
     xero_moved = (
-        link is not None
+        not echo
+        and link is not None
         and link.xero_seen is not None
         and (mapping.xero_class(link.xero_seen) is not xero_class)
     )

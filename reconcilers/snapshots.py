@@ -61,6 +61,7 @@ class Link:
     job_id: str | None
     crm_seen: str | None = None
     xero_seen: str | None = None
+    xero_written: str | None = None  # what syncd last asked Xero for (see syncd.domain.statuses)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

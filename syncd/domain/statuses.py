@@ -9,6 +9,11 @@ class, never by raw value, and the pure decisions for each direction.
 Every job link remembers, per side, the last value syncd saw and the last it wrote: an inbound
 value equal to what syncd last wrote to Xero is an echo, an event older than what the link holds
 is stale. When both sides changed since the last sync, the practice's conflict policy decides.
+
+A Xero write is recorded as written *before* it is sent, and stays so until Xero is seen
+changing to something else: a write whose answer was lost (or whose worker died) may have been
+applied, so seeing its state later is still an echo, and Xero cannot be assumed to still have
+what was last seen while such a write is outstanding.
 """
 
 from __future__ import annotations
@@ -105,6 +110,14 @@ class LinkView:
     xero_written: str | None = None
     xero_seen_at: datetime | None = None
 
+    def xero_known(self, state: str) -> bool:
+        """Xero is known to have `state`: last seen so, and no other write outstanding."""
+        return self.xero_seen == state and self.xero_written in (None, state)
+
+    def xero_echo(self, state: str) -> bool:
+        """`state` is what syncd asked Xero for: seeing it is no change made in Xero."""
+        return self.xero_written is not None and state == self.xero_written
+
 
 # -- decisions ----------------------------------------------------------------------------------
 
@@ -162,8 +175,10 @@ def decide_inbound(
 ) -> InboundDecision:
     """Xero reports `xero_state` for a linked job whose CRM request is `crm_status`."""
     xero_state = xero_state.upper()
+    if link.xero_echo(xero_state):
+        return Ignore("echo of syncd's write")
     if xero_state == link.xero_seen:
-        return Ignore("unchanged" if xero_state != link.xero_written else "echo of syncd's write")
+        return Ignore("unchanged")
     crm_class = mapping.crm_class(crm_status)
     xero_class = mapping.xero_class(xero_state)
     if crm_class is StatusClass.NO_JOB:
@@ -217,6 +232,6 @@ def decide_outbound(
             return CreateJob()
         return Ignore("closed before a job was created")
     target = mapping.xero_state_for(crm_status)
-    if target is None or (link is not None and link.xero_seen == target):
+    if target is None or (link is not None and link.xero_known(target)):
         return Ignore("Xero already has that state")
     return SetXeroState(target)

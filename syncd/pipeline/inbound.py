@@ -2,7 +2,8 @@
 
 One code path for both sources. A project event is never trusted for state: the project is
 fetched from Xero by id (built from syncd's configured API base and the event's resourceId,
-never the event's resourceUrl), unless the poller already fetched it moments ago. The pure
+never the event's resourceUrl), unless the poller already fetched it and the job's link has not
+changed since (a write of syncd's that landed meanwhile makes the poller's copy stale). The pure
 rules in syncd.domain.statuses decide; the CRM is written with a compare-and-set; the link
 remembers what syncd saw and wrote so echoes and stale events are dropped.
 """
@@ -113,7 +114,7 @@ class InboundHandler:
         if event.source == "webhook" and is_stale(link_view(link), event.event_at):
             return Outcome("ignored", "stale: older than what syncd already holds")
         try:
-            project = await self._current_project(company, event)
+            project = await self._current_project(company, event, link)
         except NotFound:
             return Outcome("ignored", "the job no longer exists in Xero (a reconcile finding)")
         request = await self.crm.get_request(company=company, request_id=link.request_id)
@@ -197,9 +198,12 @@ class InboundHandler:
         )
         return Outcome("ignored", decision.reason)
 
-    async def _current_project(self, company: CompanyId, event: ClaimedEvent) -> Project:
+    async def _current_project(
+        self, company: CompanyId, event: ClaimedEvent, link: JobLink
+    ) -> Project:
         snapshot = event.payload.get("snapshot")
-        if event.source == "poller" and isinstance(snapshot, dict):
+        unchanged = event.payload.get("link_version") == link.version
+        if event.source == "poller" and isinstance(snapshot, dict) and unchanged:
             return parse_project(snapshot)
         return await self.projects.get(company, event.resource_id)
 
@@ -292,6 +296,10 @@ async def update_link(
         link = await JobLinkRepository(session).get(company=company, link_id=link_id, lock=True)
         if link is None:
             return
+        if xero_seen not in (link.xero_status_seen, link.xero_status_written):
+            # Xero moved somewhere syncd did not send it: what syncd wrote is history now, and
+            # Xero returning to that state later is a change, not an echo.
+            link.xero_status_written = None
         link.xero_status_seen = xero_seen
         link.xero_seen_at = xero_seen_at
         if crm_status is not None:

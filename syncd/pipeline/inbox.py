@@ -39,8 +39,10 @@ def event_row(
     source: str,
     received_at: datetime,
     snapshot: dict[str, Any] | None = None,
+    link_version: int | None = None,
 ) -> dict[str, Any]:
-    """An inbox row for an event; the poller adds the project it already fetched."""
+    """An inbox row for an event; the poller adds the project it already fetched and the
+    version its job link had before the listing was asked for."""
     return {
         "tenant_id": event.tenant_id,
         "source": source,
@@ -50,7 +52,9 @@ def event_row(
         "resource_id": event.resource_id,
         "event_date": event.event_at,
         # The columns hold everything a webhook says; only the poller has more to keep.
-        "payload": {"snapshot": snapshot} if snapshot is not None else None,
+        "payload": (
+            {"snapshot": snapshot, "link_version": link_version} if snapshot is not None else None
+        ),
         "raw_body": None,
         "state": "pending",
         "attempts": 0,

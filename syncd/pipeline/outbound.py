@@ -19,7 +19,9 @@ from syncd.domain.naming import job_name, project_number
 from syncd.domain.statuses import StatusClass
 from syncd.domain.sync_settings import SyncSettings
 from syncd.domain.tasks import CREATE_JOB, SET_JOB_STATE, SYNC_CONTACT, SYNC_REQUEST
+from syncd.locks import KeyedLocks
 from syncd.logs import get_logger
+from syncd.pipeline.inbound import link_view
 from syncd.pipeline.outbox import ClaimedTask, TaskRepository
 from syncd.pipeline.planner import plan
 from syncd.pipeline.worker import TaskContext, TaskHandler
@@ -51,6 +53,10 @@ class Outbound:
         self.projects = projects
         self.contacts = contacts
         self.clock = clock
+        # One contact resolution per client at a time: a client's second job, started while
+        # the first is still finding or creating the contact, waits and reads the mapping
+        # instead of spending its own look-up and create calls.
+        self._client_locks: KeyedLocks[tuple[CompanyId, str]] = KeyedLocks()
 
     def handlers(self) -> dict[str, TaskHandler]:
         return {
@@ -194,6 +200,12 @@ class Outbound:
         self, company: CompanyId, client: CrmPerson, *, auto_create: bool
     ) -> str:
         """The client's Xero contact: the mapping, else one found by email, else a new one."""
+        async with self._client_locks((company, client.user_id)):
+            return await self._resolve_contact(company, client, auto_create=auto_create)
+
+    async def _resolve_contact(
+        self, company: CompanyId, client: CrmPerson, *, auto_create: bool
+    ) -> str:
         async with self.db.transaction() as session:
             mapping = await ContactMappingRepository(session).for_client(
                 company=company, client_id=client.user_id
@@ -264,14 +276,21 @@ class Outbound:
                 if creating:
                     raise TransientError("the job is still being created")
                 raise PermanentError("the request has no Xero job to update")
-            job_id, number, seen = link.xero_job_id, link.xero_job_number, link.xero_status_seen
+            job_id, number, known = link.xero_job_id, link.xero_job_number, link_view(link)
         mapping = practice.status_mapping()
         if mapping.crm_class(request.status) is not mapping.xero_class(state):
             # The CRM moved on since this task was planned; its own task carries the new state.
             return {"skipped": f"the request is {request.status} now"}
-        if seen == state:
+        if known.xero_known(state):
             await self._mark_synced(company, request, state, job_id, number)
             return {"skipped": f"Xero already has {state}"}
+        async with self.db.transaction() as session:
+            # Written before the call: if its answer is lost, Xero may have it all the same
+            # (see syncd.domain.statuses), and seeing it later must read as an echo.
+            link = await self._link(session, company, request_id, lock=True)
+            link.xero_status_written = state
+            link.version += 1
+            link.updated_at = self.clock.now()
         status: ProjectStatus = "CLOSED" if state == "CLOSED" else "INPROGRESS"
         await self.projects.set_status(company, job_id, status, idempotency_key=task.key)
         await self._mark_synced(company, request, state, job_id, number)

@@ -47,12 +47,19 @@ class ProjectCache:
         self.fresh_for = fresh_for
         self._listings: dict[str, tuple[datetime, list[Project]]] = {}
 
-    def store(self, company: CompanyId, projects: list[Project]) -> None:
-        self._listings[company] = (self.clock.now(), projects)
+    def store(self, company: CompanyId, projects: list[Project], *, asked_at: datetime) -> None:
+        """`asked_at`: when the listing was asked for (what it shows is at least that old)."""
+        self._listings[company] = (asked_at, projects)
 
-    def fresh(self, company: CompanyId) -> list[Project] | None:
+    def fresh(
+        self, company: CompanyId, *, links_changed_at: datetime | None
+    ) -> list[Project] | None:
+        """The listing, unless it is old, or a job link changed since it was asked for (syncd
+        wrote to Xero, or learnt something, that the listing may not show)."""
         entry = self._listings.get(company)
         if entry is None or self.clock.now() - entry[0] > self.fresh_for:
+            return None
+        if links_changed_at is not None and links_changed_at >= entry[0]:
             return None
         return entry[1]
 
@@ -103,10 +110,14 @@ class Poller:
             )
             rows.append(
                 event_row(
-                    event, source="poller", received_at=now, snapshot=project_snapshot(project)
+                    event,
+                    source="poller",
+                    received_at=now,
+                    snapshot=project_snapshot(project),
+                    link_version=link.version,
                 )
             )
         await self.writer.write(rows)
         if self.cache is not None:
-            self.cache.store(company, listing)
+            self.cache.store(company, listing, asked_at=now)
         return {"projects": len(listing), "changes": len(rows)}

@@ -210,7 +210,13 @@ class Reconciler:
                 company=company, states=["pending", "running"], limit=100_000
             )
         report("listing Xero jobs", 2, 6)
-        cached = self.cache.fresh(company) if self.cache is not None else None
+        cached = (
+            self.cache.fresh(
+                company, links_changed_at=max((link.updated_at for link in links), default=None)
+            )
+            if self.cache is not None
+            else None
+        )
         jobs = cached if cached is not None else [p async for p in self.projects.list_all(company)]
         report("listing Xero contacts and staff", 3, 6)
         contacts = [c async for c in self.contacts.list_all(company, include_archived=True)]
@@ -253,6 +259,7 @@ class Reconciler:
                     job_id=link.xero_job_id,
                     crm_seen=link.crm_status_seen,
                     xero_seen=link.xero_status_seen,
+                    xero_written=link.xero_status_written,
                 )
                 for link in links
             ],

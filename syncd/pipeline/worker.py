@@ -245,6 +245,12 @@ class Worker:
     def in_flight(self) -> int:
         return len(self._running)
 
+    async def settle(self) -> None:
+        """Until no task runs and no refill is under way, claiming nothing of its own: the
+        running tasks finish and whatever they start in turn finishes too."""
+        while busy := {*self._running, *self._background}:
+            await asyncio.wait(busy)
+
     async def wait_idle(self, *, rounds: int = 1000) -> None:
         """Tick until nothing is due and nothing runs (tests, `syncd sync-job`, the demo)."""
         for _ in range(rounds):

@@ -7,10 +7,8 @@ in `request.state.tenant_id` and the grant in `request.state.grant`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
-import weakref
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -19,6 +17,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from syncd.locks import KeyedLocks
 from syncd.sandbox import errors
 from syncd.sandbox.limits import Admission, RateLimiter
 from syncd.sandbox.models import LedgerEntry, StoredResponse
@@ -142,9 +141,7 @@ class SandboxGate:
     def __init__(self, app: ASGIApp, state: SandboxState) -> None:
         self.app = app
         self.state = state
-        self._slot_locks: weakref.WeakValueDictionary[tuple[str, str, str, str], asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._slot_locks: KeyedLocks[tuple[str, str, str, str]] = KeyedLocks()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or kind_of(scope["path"]) == "control":
@@ -266,10 +263,7 @@ class SandboxGate:
         slot = (tenant_id or "", method, path.lower(), key or "")
         # Like Xero, a repeat of a key still in flight waits for the first answer, so two
         # racing retries never both run the write.
-        lock = (
-            self._slot_locks.setdefault(slot, asyncio.Lock()) if key else contextlib.nullcontext()
-        )
-        async with lock:
+        async with self._slot_locks(slot) if key else contextlib.nullcontext():
             if key is not None and slot in state.idempotency:
                 entry.update(replayed=True)
                 return state.idempotency[slot], state.take_fault(path, "drop")

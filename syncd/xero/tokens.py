@@ -11,7 +11,6 @@ lasts. `invalid_grant` for good marks the connection as needing reconnect.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,6 +19,7 @@ from sqlalchemy import update
 from syncd.clock import Clock
 from syncd.domain.errors import NeedsReconnect
 from syncd.domain.ids import CompanyId
+from syncd.locks import KeyedLocks
 from syncd.logs import get_logger
 from syncd.store.connections import ConnectionRepository, GrantRepository
 from syncd.store.db import Database
@@ -60,7 +60,7 @@ class TokenManager:
         self.identity = identity
         self.clock = clock
         self.margin = margin
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: KeyedLocks[str] = KeyedLocks()
 
     async def credentials(self, company: CompanyId) -> Credentials:
         snapshot = await self._snapshot(company)
@@ -98,8 +98,7 @@ class TokenManager:
         )
 
     async def _refresh(self, company: CompanyId, snapshot: _Snapshot, *, stale: str) -> Credentials:
-        lock = self._locks.setdefault(snapshot.grant_id, asyncio.Lock())
-        async with lock:
+        async with self._locks(snapshot.grant_id):
             try:
                 if self.db.dialect == "postgresql":
                     return await self._refresh_row_locked(company, stale)

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from syncd.crm.memory import MemoryCrm
 from syncd.domain.ids import CompanyId
 from syncd.domain.sync_settings import parse_settings
+from syncd.pipeline.changefeed import ChangeFeed
 from syncd.scheduler import enqueue_polls
 from syncd.store.db import Database
 from syncd.store.links import JobLinkRepository
@@ -153,6 +154,38 @@ async def test_the_poller_finds_changes_when_webhooks_are_off(h: Harness, crm: M
         e for e in h.sandbox.ledger if e.method == "GET" and e.path.endswith(job.project_id)
     ]
     assert project_gets == []  # the poller's snapshot was used, not fetched again
+
+
+async def test_a_polled_state_older_than_syncds_own_write_is_fetched_again(
+    h: Harness, crm: MemoryCrm
+) -> None:
+    """The poll lists the job reopened; before its event is applied the CRM user reopens and
+    then cancels the request, and syncd closes the job. The poll's copy (INPROGRESS) is older
+    than that write: the job is fetched again (CLOSED) and the cancelled request stays so."""
+    job = await linked_job(h, crm, crm_status="completed", xero_status="CLOSED")
+    h.sandbox.faults.webhooks_enabled = False
+    h.sandbox.set_project_status(job.tenant, job.project_id, "INPROGRESS")
+    worker = h.services.worker
+
+    async def outbox_only() -> None:
+        await worker.tick_outbox()
+        await worker.settle()
+
+    async def crm_user_sets(status: str) -> None:
+        crm.set_status(company=A, request_id=job.request_id, status=status, now=datetime.now(UTC))
+        feed = ChangeFeed(db=h.services.db, crm=crm, clock=h.services.clock, settle=timedelta(0))
+        await feed.read(A)
+        await outbox_only()
+
+    assert await enqueue_polls(h.services) == 1
+    await outbox_only()  # the poll's event waits in the inbox with its copy of the job
+    await crm_user_sets("processing")
+    await crm_user_sets("cancelled")
+    assert h.sandbox.project(job.tenant, job.project_id).status == "CLOSED"
+    await h.settle()  # now the inbox
+    assert await status_of(crm, job) == "cancelled"
+    gets = [e for e in h.sandbox.ledger if e.method == "GET" and e.path.endswith(job.project_id)]
+    assert len(gets) == 1
 
 
 async def test_a_reopened_job_reopens_the_request(h: Harness, crm: MemoryCrm) -> None:

@@ -18,6 +18,7 @@ from syncd.crm.memory import MemoryCrm
 from syncd.domain.ids import CompanyId
 from syncd.pipeline.changefeed import ChangeFeed
 from syncd.sandbox.checks import duplicate_projects
+from syncd.scheduler import enqueue_polls
 from syncd.settings import Secret
 from syncd.store.db import Database
 from syncd.store.links import JobLinkRepository
@@ -158,6 +159,28 @@ async def test_xero_calls_per_job(h: Harness, crm: MemoryCrm) -> None:
     assert (first, second) == (3, 1)
 
 
+async def test_two_jobs_of_a_new_client_at_once_spend_one_contact_look_up(
+    h: Harness, crm: MemoryCrm
+) -> None:
+    """Both jobs of a client not yet in Xero run side by side: the second waits for the first's
+    contact instead of looking it up again (4 calls in all: search, create contact, two jobs)."""
+    w = await world(h, crm, requests=2)
+    h.sandbox.faults.latency_ms = 50  # each call takes a while: the two tasks overlap
+    calls = len(h.sandbox.ledger)
+    assign(crm, w, 0)
+    assign(crm, w, 1)
+    assert await feed(h, crm) == 2
+    await h.settle()
+    made = [(e.method, e.path.rsplit("/", 1)[-1]) for e in h.sandbox.ledger[calls:]]
+    assert sorted(made) == [
+        ("GET", "Contacts"),
+        ("POST", "Projects"),
+        ("POST", "Projects"),
+        ("PUT", "Contacts"),
+    ]
+    assert len(h.sandbox.tenant(w.tenant).contacts) == 1
+
+
 async def test_existing_contact_is_found_by_email(h: Harness, crm: MemoryCrm) -> None:
     """A client already in Xero is linked, not duplicated (mapping not auto-created)."""
     w = await world(h, crm, requests=1)
@@ -213,6 +236,36 @@ async def test_a_lost_answer_creates_no_duplicate_job(h: Harness, crm: MemoryCrm
     assert duplicate_projects(h.sandbox, w.tenant) == []
     request = await crm.get_request(company=A, request_id=w.requests[0])
     assert request is not None and request.xero_job_id is not None
+
+
+async def test_a_status_write_whose_answer_was_lost_is_not_echoed_back_to_the_crm(
+    h: Harness, crm: MemoryCrm
+) -> None:
+    """Completed → Xero closes the job but the answer is lost; before the retry the CRM goes
+    back to processing and a poll sees the job CLOSED. That is syncd's own write: the CRM is
+    left alone, the job is reopened, and the retry of the old write does nothing."""
+    w = await world(h, crm, requests=1)
+    assign(crm, w, 0)
+    await feed(h, crm)
+    await h.settle()
+    project_id = projects(h, w.tenant)[0].project_id  # type: ignore[attr-defined]
+    set_status(crm, w, 0, "completed")
+    await feed(h, crm)
+    h.sandbox.faults.drop_next = 1
+    h.sandbox.faults.path_prefix = "/projects.xro/2.0/Projects"
+    await h.settle()  # the PATCH lands, its answer does not: a retry waits for its backoff
+    h.sandbox.faults.path_prefix = None
+    assert h.sandbox.project(w.tenant, project_id).status == "CLOSED"
+    set_status(crm, w, 0, "processing")
+    assert await feed(h, crm) == 1  # Xero may have CLOSED: INPROGRESS is sent, not skipped
+    assert await enqueue_polls(h.services) == 1
+    await h.settle()  # the poll sees CLOSED: an echo
+    await make_due(h)
+    await h.settle()
+    assert h.sandbox.project(w.tenant, project_id).status == "INPROGRESS"
+    request = await crm.get_request(company=A, request_id=w.requests[0])
+    assert request is not None and request.status == "processing"
+    assert [write for write in crm.writes if write.applied] == []
 
 
 async def test_the_same_fact_twice_is_one_task(h: Harness, crm: MemoryCrm) -> None:

@@ -356,6 +356,32 @@ async def test_list_calls_grow_with_jobs_by_pages_of_500(h: Harness, crm: Memory
     assert report["xero_calls"] == len(calls) == len(job_lists) + 2
 
 
+async def test_a_run_after_a_poll_reuses_its_listing_until_syncd_writes(
+    h: Harness, crm: MemoryCrm
+) -> None:
+    """Right after a poll the run lists no jobs itself; once syncd has written to a job since
+    the poll asked for its listing, the listing may be out of date and the run lists again."""
+    from syncd.scheduler import enqueue_polls
+
+    w = await world(h, crm)
+
+    def job_lists() -> int:
+        return sum(
+            1 for c in h.sandbox.ledger if c.path.endswith("/Projects") and c.method == "GET"
+        )
+
+    assert await enqueue_polls(h.services) == 1
+    await h.settle()
+    before = job_lists()
+    assert (await reconcile(h))["findings"] == []
+    assert job_lists() == before
+    crm.set_status(company=A, request_id=w.requests[0], status="completed", now=datetime.now(UTC))
+    await feed(h, crm)  # syncd closes the job
+    assert h.sandbox.project(w.tenant, job_of(h, w, crm, 0)).status == "CLOSED"
+    assert (await reconcile(h))["findings"] == []
+    assert job_lists() == before + 1
+
+
 async def test_scheduled_runs_are_one_per_interval(h: Harness, crm: MemoryCrm) -> None:
     """Two scheduler ticks in one interval queue one run; the worker runs it."""
     from syncd.scheduler import enqueue_reconciles

@@ -47,7 +47,13 @@ async def test_rows_round_trip_through_the_models(db: Database) -> None:
         await writer.write(
             [
                 event_row(event(1), source="webhook", received_at=AT),
-                event_row(event(2), source="poller", received_at=AT, snapshot={"status": "CLOSED"}),
+                event_row(
+                    event(2),
+                    source="poller",
+                    received_at=AT,
+                    snapshot={"status": "CLOSED"},
+                    link_version=3,
+                ),
                 quarantine_row(b"not json", "the body is not JSON", received_at=AT),
             ]
         )
@@ -55,7 +61,7 @@ async def test_rows_round_trip_through_the_models(db: Database) -> None:
         await writer.close()
     first, second, quarantined = await stored(db)
     assert (first.event_date, first.received_at, first.payload) == (AT, AT, None)
-    assert second.payload == {"snapshot": {"status": "CLOSED"}}
+    assert second.payload == {"snapshot": {"status": "CLOSED"}, "link_version": 3}
     assert (quarantined.state, quarantined.raw_body, quarantined.tenant_id) == (
         "quarantined",
         "not json",

@@ -1,5 +1,6 @@
-"""The worker on a real database: slow tasks keep their lease, exhausted tasks die, and a
-completion that lost its lease is not reported as done."""
+"""The worker on a real database: slow tasks keep their lease, exhausted tasks die, a freed slot
+is refilled without waiting for the next tick, and a completion that lost its lease is not
+reported as done."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def worker(
     *,
     lease: float = 1.0,
     dead: list[str] | None = None,
+    max_in_flight: int = 20,
 ) -> Worker:
     async def on_dead(task: ClaimedTask, reason: str) -> None:
         if dead is not None:
@@ -38,6 +40,7 @@ def worker(
         handlers=handlers,
         clock=SystemClock(),
         on_dead=on_dead,
+        max_in_flight=max_in_flight,
     )
 
 
@@ -93,3 +96,28 @@ async def test_a_task_past_its_attempts_is_dead_without_running(db: Database) ->
     assert task is not None
     assert (task.state, runs) == ("dead", 0)
     assert len(dead) == 1 and "leases expired" in dead[0]
+
+
+async def test_a_freed_slot_is_refilled_at_once_and_settle_waits_for_that_too(
+    db: Database,
+) -> None:
+    """One slot, two tasks, one tick: the second starts as the first ends, and `settle` returns
+    only when both are done."""
+    ran: list[str] = []
+
+    async def note(context: TaskContext) -> dict[str, object]:
+        await asyncio.sleep(0.05)
+        ran.append(context.task.kind)
+        return {}
+
+    await add(db, "first")
+    await add(db, "second")
+    solo = worker(db, "solo", {"first": note, "second": note}, max_in_flight=1)
+    assert await solo.tick_outbox() == 1
+    assert solo.in_flight == 1
+    await solo.settle()
+    assert solo.in_flight == 0
+    assert ran == ["first", "second"]
+    async with db.transaction() as session:
+        tasks = TaskRepository(session)
+        assert await tasks.counts(company=A) == {"done": 2}

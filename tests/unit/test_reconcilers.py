@@ -321,3 +321,33 @@ def test_every_disagreement_is_a_finding(pairs: list[tuple[str, str | None]]) ->
         else:
             disagree = (open_crm and state == "CLOSED") or (closed_crm and state == "INPROGRESS")
             assert (f"r{n}" in flagged) == disagree
+
+
+def test_drift_to_syncds_own_unanswered_write_is_pushed_back_from_the_crm() -> None:
+    """Xero has CLOSED because syncd sent it (the answer was lost) and the CRM has since gone
+    back to processing: Xero did not move, so the CRM's state is pushed, whatever the policy."""
+    snap = snapshot(
+        requests=[
+            CrmRequest(
+                request_id="r1",
+                client_id="c1",
+                service_id=1,
+                accountant_id="a1",
+                status="processing",
+            )
+        ],
+        jobs=[XeroJob(job_id="j1", contact_id="x1", name="n", status="CLOSED")],
+        links=[
+            Link(
+                request_id="r1",
+                job_id="j1",
+                crm_seen="assigned",
+                xero_seen="INPROGRESS",
+                xero_written="CLOSED",
+            )
+        ],
+        conflict_policy=ConflictPolicy.XERO_WINS,
+    )
+    [finding] = reconcile(snap).findings
+    assert (finding.kind, finding.action) == (Kind.STATUS_DRIFT, Action.PUSH_CRM_STATUS)
+    assert "the CRM changed last" in finding.detail

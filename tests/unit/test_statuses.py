@@ -86,6 +86,14 @@ def test_unchanged_and_echo_are_ignored() -> None:
     assert inbound("completed", "CLOSED", written) == Ignore("echo of syncd's write")
 
 
+def test_a_write_whose_answer_was_lost_is_still_an_echo() -> None:
+    """syncd asked for CLOSED and never heard back (the answer lost, the worker killed): Xero
+    showing CLOSED later is syncd's own write, not a change to carry to the CRM."""
+    outstanding = LinkView(crm_seen="assigned", xero_seen="INPROGRESS", xero_written="CLOSED")
+    assert inbound("processing", "CLOSED", outstanding) == Ignore("echo of syncd's write")
+    assert inbound("processing", "INPROGRESS", outstanding) == Ignore("unchanged")
+
+
 def test_pending_requests_do_not_follow_xero() -> None:
     """A request without a job (pending) is never changed by Xero."""
     decision = inbound("pending", "CLOSED", LinkView())
@@ -163,6 +171,12 @@ def test_outbound_decisions() -> None:
     assert isinstance(
         decide_outbound(mapping=MAPPING, link=closed, crm_status="cancelled", has_job=True), Ignore
     )
+    # A CLOSED write may have landed (its answer was lost): INPROGRESS is written again,
+    # not skipped as what Xero was last seen to have.
+    outstanding = LinkView(crm_seen="completed", xero_seen="INPROGRESS", xero_written="CLOSED")
+    assert decide_outbound(
+        mapping=MAPPING, link=outstanding, crm_status="processing", has_job=True
+    ) == SetXeroState("INPROGRESS")
     echo = LinkView(crm_seen="completed", crm_written="completed", xero_seen="CLOSED")
     assert decide_outbound(
         mapping=MAPPING, link=echo, crm_status="completed", has_job=True
