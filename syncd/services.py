@@ -180,6 +180,7 @@ def _worker(
         handlers=handlers,
         clock=clock,
         on_dead=on_dead,
+        spent=xero.governor.spent_companies if xero else None,
         per_company=xero.governor.limits.concurrent if xero else 5,
     )
 

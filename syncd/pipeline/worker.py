@@ -13,7 +13,7 @@ import asyncio
 import socket
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -57,6 +57,7 @@ class Worker:
         handlers: Mapping[str, TaskHandler],
         clock: Clock,
         on_dead: Callable[[ClaimedTask, str], Awaitable[None]] | None = None,
+        spent: Callable[[], Collection[str]] | None = None,
         max_in_flight: int = 20,
         per_company: int = 5,
         inbox_batch: int = 50,
@@ -67,6 +68,9 @@ class Worker:
         self.handlers = dict(handlers)
         self.clock = clock
         self.on_dead = on_dead
+        # Practices with no Xero budget left this minute: not claimed for, so their waiting
+        # does not fill the worker while other practices have work and budget.
+        self.spent = spent
         self.max_in_flight = max_in_flight
         self.per_company = per_company
         self.inbox_batch = inbox_batch
@@ -94,6 +98,8 @@ class Worker:
         while self.handlers and not self._closing and len(self._running) < self.max_in_flight:
             busy = Counter(self._running.values())
             full = frozenset(c for c, n in busy.items() if n >= self.per_company)
+            if self.spent is not None:
+                full |= frozenset(CompanyId(c) for c in self.spent())
             claimed = await self.outbox.claim(
                 now=self.clock.now(),
                 limit=self.max_in_flight - len(self._running),

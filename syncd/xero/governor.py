@@ -89,6 +89,7 @@ class RateGovernor:
         self.clock = clock or SystemClock()
         self._tenants: dict[str, _Tenant] = {}
         self._app = _Window(MINUTE)
+        self._tenant_of: dict[str, str] = {}  # company -> tenant, learnt from its calls
 
     def _tenant(self, tenant_id: str) -> _Tenant:
         return self._tenants.setdefault(tenant_id, _Tenant())
@@ -106,8 +107,10 @@ class RateGovernor:
         )
 
     @asynccontextmanager
-    async def slot(self, tenant_id: str) -> AsyncIterator[None]:
+    async def slot(self, tenant_id: str, *, company: str | None = None) -> AsyncIterator[None]:
         """Hold one of the tenant's call slots for the duration of one HTTP call."""
+        if company is not None:
+            self._tenant_of[company] = tenant_id
         tenant = self._tenant(tenant_id)
         while True:
             # No await between the check and the admission: single-threaded, so atomic.
@@ -164,6 +167,22 @@ class RateGovernor:
             day=max(0, self.limits.per_day - tenant.day.used(now)),
             in_flight=tenant.in_flight,
             closed_for=max(0.0, tenant.closed_until - now),
+        )
+
+    def spent_companies(self) -> frozenset[str]:
+        """Practices whose tenant can start no call until its window slides (minute or day
+        budget spent, or closed by a 429): a task of theirs claimed now would only sit in a
+        worker slot that another practice could use."""
+        now = self.clock.monotonic()
+        return frozenset(
+            company
+            for company, tenant_id in self._tenant_of.items()
+            if (tenant := self._tenants.get(tenant_id)) is not None
+            and (
+                tenant.closed_until > now
+                or tenant.minute.used(now) >= self.limits.per_minute
+                or tenant.day.used(now) >= self.limits.per_day
+            )
         )
 
     def available(self, tenant_id: str) -> int:

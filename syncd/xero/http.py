@@ -197,7 +197,7 @@ class XeroHttp:
             "Authorization": f"Bearer {credentials.access_token}",
             "Xero-tenant-id": tenant,
         }
-        async with self.governor.slot(tenant):
+        async with self.governor.slot(tenant, company=company):
             started = time.monotonic()
             try:
                 response = await self.client.request(

@@ -115,6 +115,16 @@ def projects(h: Harness, tenant: str) -> list[object]:
     return list(h.sandbox.tenant(tenant).projects.values())
 
 
+async def one_job(h: Harness, crm: MemoryCrm) -> tuple[World, str]:
+    """One request, assigned, with its Xero job created: the world and the job's id."""
+    w = await world(h, crm, requests=1)
+    assign(crm, w, 0)
+    await feed(h, crm)
+    await h.settle()
+    [project] = projects(h, w.tenant)
+    return w, project.project_id  # type: ignore[attr-defined]
+
+
 async def test_an_assignment_becomes_a_xero_job_written_back_to_the_crm(
     h: Harness, crm: MemoryCrm
 ) -> None:
@@ -195,11 +205,7 @@ async def test_existing_contact_is_found_by_email(h: Harness, crm: MemoryCrm) ->
 async def test_status_transitions_follow_by_class(h: Harness, crm: MemoryCrm) -> None:
     """assigned → processing writes nothing; → completed closes the job; cancelled after
     completed writes nothing more."""
-    w = await world(h, crm, requests=1)
-    assign(crm, w, 0)
-    await feed(h, crm)
-    await h.settle()
-    project_id = projects(h, w.tenant)[0].project_id  # type: ignore[attr-defined]
+    w, project_id = await one_job(h, crm)
     writes = lambda: [e for e in h.sandbox.ledger if e.method == "PATCH"]  # noqa: E731
     set_status(crm, w, 0, "processing")
     await feed(h, crm)
@@ -244,11 +250,7 @@ async def test_a_status_write_whose_answer_was_lost_is_not_echoed_back_to_the_cr
     """Completed → Xero closes the job but the answer is lost; before the retry the CRM goes
     back to processing and a poll sees the job CLOSED. That is syncd's own write: the CRM is
     left alone, the job is reopened, and the retry of the old write does nothing."""
-    w = await world(h, crm, requests=1)
-    assign(crm, w, 0)
-    await feed(h, crm)
-    await h.settle()
-    project_id = projects(h, w.tenant)[0].project_id  # type: ignore[attr-defined]
+    w, project_id = await one_job(h, crm)
     set_status(crm, w, 0, "completed")
     await feed(h, crm)
     h.sandbox.faults.drop_next = 1
@@ -418,11 +420,7 @@ async def test_manual_sync_repairs_a_job_changed_behind_syncds_back(
 ) -> None:
     """ "Sync now" checks Xero's actual job: a job reopened in Xero while webhooks were lost is
     closed again to match the completed request."""
-    w = await world(h, crm, requests=1)
-    assign(crm, w, 0)
-    await feed(h, crm)
-    await h.settle()
-    project_id = projects(h, w.tenant)[0].project_id  # type: ignore[attr-defined]
+    w, project_id = await one_job(h, crm)
     set_status(crm, w, 0, "completed")
     await feed(h, crm)
     await h.settle()

@@ -121,3 +121,36 @@ async def test_a_freed_slot_is_refilled_at_once_and_settle_waits_for_that_too(
     async with db.transaction() as session:
         tasks = TaskRepository(session)
         assert await tasks.counts(company=A) == {"done": 2}
+
+
+async def test_a_practice_with_no_xero_budget_left_is_not_claimed_for(db: Database) -> None:
+    """A's minute is spent: a tick claims B's task, not A's (which would only wait in a slot);
+    once A has budget again its task runs."""
+    b = CompanyId("company-b")
+    spent = {A}
+    ran: list[str] = []
+
+    async def note(context: TaskContext) -> dict[str, object]:
+        ran.append(context.task.company)
+        return {}
+
+    async with db.transaction() as session:
+        for company in (A, b):
+            await enqueue(
+                session, NewTask(company=company, kind="note", key="k"), now=datetime.now(UTC)
+            )
+    fair = Worker(
+        outbox=Outbox(db, owner="fair", lease=timedelta(seconds=5)),
+        inbox=Inbox(db),
+        inbound=None,
+        handlers={"note": note},
+        clock=SystemClock(),
+        spent=lambda: spent,
+    )
+    assert await fair.tick_outbox() == 1
+    await fair.settle()
+    assert ran == [b]
+    spent.clear()
+    assert await fair.tick_outbox() == 1
+    await fair.settle()
+    assert ran == [b, A]

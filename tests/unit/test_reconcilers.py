@@ -327,15 +327,7 @@ def test_drift_to_syncds_own_unanswered_write_is_pushed_back_from_the_crm() -> N
     """Xero has CLOSED because syncd sent it (the answer was lost) and the CRM has since gone
     back to processing: Xero did not move, so the CRM's state is pushed, whatever the policy."""
     snap = snapshot(
-        requests=[
-            CrmRequest(
-                request_id="r1",
-                client_id="c1",
-                service_id=1,
-                accountant_id="a1",
-                status="processing",
-            )
-        ],
+        requests=[snapshot().requests[0]],  # r1, processing
         jobs=[XeroJob(job_id="j1", contact_id="x1", name="n", status="CLOSED")],
         links=[
             Link(

@@ -109,6 +109,25 @@ async def test_retry_after_closes_the_tenant_until_then() -> None:
         assert clock.monotonic() >= 30.0
 
 
+async def test_practices_with_no_budget_left_are_named_until_the_window_slides() -> None:
+    """The worker skips these when claiming: a spent minute, or a 429, puts a practice on the
+    list; the window sliding (or Retry-After passing) takes it off."""
+    clock = InstantClock()
+    governor = RateGovernor(Limits(per_minute=3), clock=clock)
+    for _ in range(3):
+        async with governor.slot("tenant-a", company="company-a"):
+            pass
+    async with governor.slot("tenant-b", company="company-b"):
+        pass
+    assert governor.spent_companies() == {"company-a"}
+    governor.observe(
+        "tenant-b", min_remaining=None, day_remaining=None, app_min_remaining=None, retry_after=5
+    )
+    assert governor.spent_companies() == {"company-a", "company-b"}
+    clock.advance(61.5)
+    assert governor.spent_companies() == frozenset()
+
+
 def test_retry_after_parsing() -> None:
     """Whole or fractional seconds are read; junk and negatives are ignored."""
     assert parse_retry_after("42") == 42.0
