@@ -21,7 +21,7 @@ from typing import Any
 from syncd.clock import Clock
 from syncd.domain.errors import PermanentError, SyncError, TransientError
 from syncd.domain.ids import CompanyId
-from syncd.domain.retry import RetryPolicy, backoff
+from syncd.domain.retry import GiveUp, RetryAfter, RetryPolicy, backoff, decide
 from syncd.logs import get_logger
 from syncd.pipeline.inbound import InboundHandler
 from syncd.pipeline.inbox import ClaimedEvent, Inbox
@@ -214,21 +214,21 @@ class Worker:
         assert self.inbound is not None
         try:
             outcome = await self.inbound.handle(event)
-        except Exception as exc:  # classified below: permanent, or retried with backoff
-            permanent = (
-                isinstance(exc, PermanentError) or event.attempts >= INBOX_POLICY.max_attempts
-            )
+        except Exception as exc:  # the one retry policy decides: failed, or tried again later
             if not isinstance(exc, SyncError):
                 log.exception("inbound.crashed", inbox_event=event.id)
-            if permanent:
+            decision = decide(INBOX_POLICY, attempt=event.attempts, error=exc, rand=0.5)
+            if isinstance(decision, GiveUp):
                 await self.inbox.settle(
-                    event, state="failed", result=f"{exc}", now=self.clock.now()
+                    event, state="failed", result=decision.reason, now=self.clock.now()
                 )
                 return
-            delay = backoff(INBOX_POLICY, event.attempts, 0.5)
-            retry_after = getattr(exc, "retry_after", None)
-            if retry_after:
-                delay = max(delay, retry_after)
+            # An event waiting for a reconnect is tried again on the policy's schedule.
+            delay = (
+                decision.delay
+                if isinstance(decision, RetryAfter)
+                else backoff(INBOX_POLICY, event.attempts, 0.5)
+            )
             await self.inbox.settle(
                 event,
                 state="pending",

@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import cast
+
+from sqlalchemy import select
 
 from syncd.clock import SystemClock
+from syncd.domain.errors import PermanentError, TransientError
 from syncd.domain.ids import CompanyId
 from syncd.domain.retry import RetryPolicy
-from syncd.pipeline.inbox import Inbox
+from syncd.pipeline.inbound import InboundHandler, Outcome
+from syncd.pipeline.inbox import ClaimedEvent, Inbox, InboxWriter, event_row
 from syncd.pipeline.outbox import ClaimedTask, NewTask, Outbox, TaskRepository, enqueue
 from syncd.pipeline.worker import TaskContext, TaskHandler, Worker
 from syncd.store.db import Database
+from syncd.store.models import InboxEvent
+from syncd.xero.webhooks import WebhookEvent
 
 A = CompanyId("company-a")
 
@@ -154,3 +161,75 @@ async def test_a_practice_with_no_xero_budget_left_is_not_claimed_for(db: Databa
     assert await fair.tick_outbox() == 1
     await fair.settle()
     assert ran == [b, A]
+
+
+class FailingInbound:
+    """Stands in for the inbound handler (the database stays real): every event fails with
+    `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def handle(self, event: ClaimedEvent) -> Outcome:
+        raise self.error
+
+
+async def inbox_worker(db: Database, error: Exception) -> Worker:
+    """One stored webhook event, and a worker whose inbound handling fails with `error`."""
+    writer = InboxWriter(db)
+    try:
+        await writer.write(
+            [
+                event_row(
+                    WebhookEvent(
+                        tenant_id="tenant-1",
+                        tenant_type="ORGANISATION",
+                        category="CONTACT",
+                        event_type="UPDATE",
+                        resource_id="contact-1",
+                        event_at=datetime.now(UTC),
+                    ),
+                    source="webhook",
+                    received_at=datetime.now(UTC),
+                )
+            ]
+        )
+    finally:
+        await writer.close()
+    applier = Worker(
+        outbox=Outbox(db, owner="inbox"),
+        inbox=Inbox(db),
+        inbound=cast(InboundHandler, FailingInbound(error)),
+        handlers={},
+        clock=SystemClock(),
+    )
+    return applier
+
+
+async def only_event(db: Database) -> InboxEvent:
+    async with db.transaction() as session:
+        [row] = (await session.execute(select(InboxEvent))).scalars().all()
+    return row
+
+
+async def test_an_inbound_event_that_fails_for_now_is_tried_again_after_retry_after(
+    db: Database,
+) -> None:
+    """The one retry policy: a transient failure puts the event back, due no sooner than
+    Xero's Retry-After."""
+    applier = await inbox_worker(db, TransientError("Xero is busy", retry_after=600))
+    before = datetime.now(UTC)
+    assert await applier.tick_inbox() == 1
+    row = await only_event(db)
+    assert row.state == "pending" and row.result == "retrying: Xero is busy"
+    assert row.next_attempt_at is not None
+    assert row.next_attempt_at >= before + timedelta(seconds=600)
+
+
+async def test_an_inbound_event_that_fails_for_good_is_failed_with_the_reason(
+    db: Database,
+) -> None:
+    applier = await inbox_worker(db, PermanentError("the contact was merged away"))
+    assert await applier.tick_inbox() == 1
+    row = await only_event(db)
+    assert (row.state, row.result) == ("failed", "permanent error: the contact was merged away")
