@@ -7,8 +7,11 @@ reports from the sandbox's ledger:
   - per tenant, the calls per minute it used against the 60 allowed, averaged over the full
     minutes in which it still had work (the mean and the worst tenant, as ratios);
   - jobs created per minute, all tenants together;
-  - Xero calls per job: the first job for a client (look the contact up by email, create it,
-    create the job) and later jobs for the same client (create the job).
+  - Xero calls per job: the first job for a client (look the client up, create it, create the
+    job; on Practice Manager also make the accountant its manager) and later jobs for the same
+    client (create the job; on Practice Manager, and assign its manager).
+Each backend is measured: Xero Projects (Accounting contacts) and Xero Practice Manager (XPM
+clients, jobs and managers; the accountant is mapped to XPM staff, so every job gets one).
 Time is a ScaledClock and every figure is in sandbox minutes. Scaling the clock makes syncd look
 `speed` times slower against Xero's limits, so the 50-tenant run, which syncd's own work may
 bound, uses real time by default (`--speed-many 1`); the single tenant is bound by the limit at
@@ -16,7 +19,8 @@ any speed up to ~20. SQLite in a temporary folder, and PostgreSQL when it is rea
 database created for the run and dropped afterwards). Nothing is written outside those. With
 both databases the defaults take about 20 minutes, nearly all of it the 50-tenant runs in real
 time. Usage, from the repository root: `.venv/bin/python benchmarks/outbound.py [--jobs 120]
-[--clients 12] [--speed 10] [--speed-many 1] [--tenants 1,50] [--skip-postgres]`.
+[--clients 12] [--speed 10] [--speed-many 1] [--tenants 1,50] [--backends projects,practicemanager]
+[--skip-postgres]`.
 """
 
 from __future__ import annotations
@@ -43,8 +47,11 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.harness, run from anywhere
 
+from sqlalchemy import func, select
+
 from syncd.clock import ScaledClock
 from syncd.crm.memory import MemoryCrm
+from syncd.domain.backends import Backend
 from syncd.domain.ids import CompanyId
 from syncd.domain.tasks import CREATE_JOB
 from syncd.logs import configure_logging
@@ -55,8 +62,10 @@ from syncd.sandbox.models import LedgerEntry
 from syncd.scheduler import drain_outbox
 from syncd.settings import database_url
 from syncd.store.db import Database
+from syncd.store.mappings import StaffMappingRepository
 from syncd.store.migrate import upgrade
-from tests.harness import Harness, harness
+from syncd.store.models import OutboxTask
+from tests.harness import XPM_SCOPES, Harness, harness
 
 PG_ADMIN = os.environ.get("SYNCD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PER_MINUTE = 60  # Xero's per-tenant limit, which syncd's governor keeps
@@ -67,6 +76,7 @@ STALL = 600.0  # sandbox seconds without a new job: something is stuck
 @dataclass(slots=True)
 class Practice:
     company: CompanyId
+    backend: Backend
     tenant: str
     accountant: str
     requests: list[str]
@@ -78,6 +88,7 @@ class Practice:
 @dataclass(slots=True)
 class Result:
     database: str
+    backend: Backend
     tenants: int
     speed: float
     jobs: int
@@ -93,12 +104,20 @@ class Result:
 
 
 async def practice(
-    h: Harness, crm: MemoryCrm, company: CompanyId, *, jobs: int, clients: int, now: datetime
+    h: Harness,
+    crm: MemoryCrm,
+    company: CompanyId,
+    backend: Backend,
+    *,
+    jobs: int,
+    clients: int,
+    now: datetime,
 ) -> Practice:
     """A connected practice with `clients` clients and `jobs` pending requests among them,
     interleaved (request n is client n mod `clients`, for service n div `clients`, so every job
     has its own name), so the first `clients` jobs are the first job of each client. No client
-    is in Xero yet."""
+    is in Xero yet. On Practice Manager the accountant is mapped to a staff member (written
+    straight to the mapping table: the set-up spends no Xero call)."""
     crm.add_company(name=f"Practice {company}", company_id=company)
     accountant = crm.add_person(
         company=company, role="accountant", email=f"ann@{company}.example", first_name="Ann"
@@ -130,15 +149,34 @@ async def practice(
         )
         client_of[request] = client
         requests.append(request)
-    tenant = await h.connect(company, f"Org of {company}")
-    return Practice(company, tenant, accountant, requests, client_of, email_of, name_of)
+    tenant_type = "PRACTICEMANAGER" if backend is Backend.PRACTICE_MANAGER else "ORGANISATION"
+    tenant = await h.connect(company, f"Org of {company}", tenant_type=tenant_type)
+    if backend is Backend.PRACTICE_MANAGER:
+        staff = h.sandbox.add_staff(tenant, "Ann", f"ann@{company}.example")
+        async with h.services.db.transaction() as session:
+            await StaffMappingRepository(session).save(
+                company=company,
+                user_id=accountant,
+                staff_id=staff["UUID"],
+                staff_name=staff["Name"],
+                now=now,
+            )
+    return Practice(company, backend, tenant, accountant, requests, client_of, email_of, name_of)
+
+
+def creates_job(entry: LedgerEntry) -> bool:
+    """A job creation Xero accepted (Projects answers 201, Practice Manager 200)."""
+    key = entry.idempotency_key or ""
+    made = entry.path.endswith(("/Projects", "/job.api/add"))
+    return made and key.startswith("create:") and entry.status in (200, 201)
 
 
 def attribute(practice: Practice, ledger: list[LedgerEntry]) -> tuple[list[int], list[int], int]:
     """Calls per first job and per later job of each client, from what Xero received: a job's
-    create carries its task's key (`create:{request}`); contact look-ups name the client's email
-    or name, and a contact's create carries `contact:{client}`; a client's contact calls belong
-    to its first job (the one whose create reached Xero first)."""
+    create carries its task's key (`create:{request}`), its manager's assignment
+    `manager:{request}:…`; client look-ups name the client's email or name, and a client's
+    create carries `contact:{client}` (Projects) or `client:{client}` (XPM); a client's calls
+    belong to its first job (the one whose create reached Xero first)."""
     by_email = {email.casefold(): client for client, email in practice.email_of.items()}
     by_name = {name.casefold(): client for client, name in practice.name_of.items()}
     job_calls: dict[str, int] = defaultdict(int)
@@ -149,17 +187,23 @@ def attribute(practice: Practice, ledger: list[LedgerEntry]) -> tuple[list[int],
         if entry.tenant_id != practice.tenant or not entry.counted:
             continue
         key = entry.idempotency_key or ""
-        if entry.path.endswith("/Projects") and key.startswith("create:"):
+        if entry.path.endswith(("/Projects", "/job.api/add")) and key.startswith("create:"):
             request = key.removeprefix("create:")
             job_calls[request] += 1
             job_seq.setdefault(request, entry.seq)
             continue
+        if key.startswith("manager:"):
+            job_calls[key.split(":")[1]] += 1
+            continue
         client = None
-        if key.startswith("contact:"):
-            client = key.removeprefix("contact:")
+        if key.startswith(("contact:", "client:")):
+            client = key.partition(":")[2]
         elif entry.path.endswith("/Contacts") and entry.method == "GET":
             where = parse_qs(entry.query).get("where", [""])[0]
             value = where.partition("==")[2].strip('"').casefold()
+            client = by_email.get(value) or by_name.get(value)
+        elif entry.path.endswith("/client.api/search"):
+            value = parse_qs(entry.query).get("query", [""])[0].casefold()
             client = by_email.get(value) or by_name.get(value)
         if client in practice.email_of:
             client_calls[client] += 1
@@ -193,9 +237,17 @@ def minute_rate(practice: Practice, ledger: list[LedgerEntry], start: datetime) 
     return statistics.fmean(buckets)
 
 
+async def unfinished(db: Database) -> int:
+    """Outbox tasks still to run (a job's manager is assigned after its creation)."""
+    async with db.transaction() as session:
+        statement = select(func.count()).where(OutboxTask.state.in_(["pending", "running"]))
+        return int((await session.execute(statement)).scalar_one())
+
+
 async def scenario(
     url: str,
     label: str,
+    backend: Backend,
     *,
     tenants: int,
     jobs: int,
@@ -207,12 +259,15 @@ async def scenario(
         await upgrade(db)
         clock = ScaledClock(speed)
         crm = MemoryCrm()
-        async with harness(db, Fernet.generate_key().decode(), clock=clock, crm=crm) as h:
+        async with harness(
+            db, Fernet.generate_key().decode(), clock=clock, crm=crm, xero_scopes=tuple(XPM_SCOPES)
+        ) as h:
             practices = [
                 await practice(
                     h,
                     crm,
                     CompanyId(f"practice-{n:02d}"),
+                    backend,
                     jobs=jobs,
                     clients=clients,
                     now=clock.now(),
@@ -235,7 +290,7 @@ async def scenario(
             started, start = time.monotonic(), clock.now()
             progress = clock.monotonic()
             # The scheduler's rhythm: one drain_outbox round per (sandbox) second.
-            while len(created) < total or h.services.worker.in_flight:
+            while len(created) < total or h.services.worker.in_flight or await unfinished(db):
                 if clock.monotonic() - progress > STALL:
                     raise SystemExit(f"no job created for {STALL / 60:g} sandbox minutes")
                 await drain_outbox(h.services)
@@ -243,7 +298,7 @@ async def scenario(
                 ledger = h.sandbox.ledger
                 for entry in ledger[seen:]:
                     key = entry.idempotency_key or ""
-                    if entry.status == 201 and key.startswith("create:") and key not in created:
+                    if creates_job(entry) and key not in created:
                         created.add(key)
                         progress = clock.monotonic()
                 seen = len(ledger)
@@ -259,6 +314,7 @@ async def scenario(
         ledger = list(h.sandbox.ledger)
         result = Result(
             database=label,
+            backend=backend,
             tenants=tenants,
             speed=speed,
             jobs=total,
@@ -326,14 +382,16 @@ def report(results: list[Result], *, jobs: int, clients: int) -> None:
         f"({os.cpu_count()} CPUs, load average now {load})"
     )
     print(
-        f"{'database':<11}{'tenants':>8}{'speed':>6}{'jobs':>6}{'real s':>8}{'jobs/s':>7}"
+        f"{'database':<11}{'backend':<17}{'tenants':>8}{'speed':>6}{'jobs':>6}{'real s':>8}"
+        f"{'jobs/s':>7}"
         f"{'sbx min':>8}{'jobs/min':>9}  {'calls/min/tenant':<17}{'used/allowed':<16}"
         f"{'max 60s':>7}{'429s':>5}{'retried':>8}"
     )
     for r in results:
         mean, worst = statistics.fmean(r.per_tenant), min(r.per_tenant)
         print(
-            f"{r.database:<11}{r.tenants:>8}{f'x{r.speed:g}':>6}{r.jobs:>6}{r.wall:>8.1f}"
+            f"{r.database:<11}{r.backend.value:<17}{r.tenants:>8}{f'x{r.speed:g}':>6}{r.jobs:>6}"
+            f"{r.wall:>8.1f}"
             f"{r.jobs / r.wall:>7.1f}{r.minutes:>8.2f}{r.jobs / r.minutes:>9.1f}  "
             f"{f'{mean:.1f} (min {worst:.1f})':<17}"
             f"{f'{ratio(mean)} (min {ratio(worst)})':<16}"
@@ -345,14 +403,20 @@ def report(results: list[Result], *, jobs: int, clients: int) -> None:
         " real second.\n  max 60s: the most calls of any tenant in any 60 s."
     )
     print("\nXero calls per job (sandbox ledger)")
-    print(f"{'database':<11}{'tenants':>8}  {'first job of a client':<26}{'later jobs':<26}")
+    print(
+        f"{'database':<11}{'backend':<17}{'tenants':>8}  {'first job of a client':<26}"
+        f"{'later jobs':<26}"
+    )
     for r in results:
-        print(f"{r.database:<11}{r.tenants:>8}  {spread(r.first_job):<26}{spread(r.later_job):<26}")
+        print(
+            f"{r.database:<11}{r.backend.value:<17}{r.tenants:>8}  {spread(r.first_job):<26}"
+            f"{spread(r.later_job):<26}"
+        )
         if r.unattributed:
             print(f"  ({r.unattributed} calls could not be tied to a job)")
     print(
-        "  first job: its own create plus every contact call made for the client (look-up by"
-        " email, create)."
+        "  first job: its own create (and manager) plus every client call made for the client"
+        " (look-up, create)."
     )
 
 
@@ -365,6 +429,9 @@ def main() -> int:
     parser.add_argument(
         "--speed-many", type=float, default=1, help="clock speed for more than one tenant"
     )
+    parser.add_argument(
+        "--backends", default="projects,practicemanager", help="job backends to measure"
+    )
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
     configure_logging("json", "error")
@@ -374,35 +441,40 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="syncd-bench-outbound-"))
     results: list[Result] = []
     try:
-        for tenants in (int(n) for n in args.tenants.split(",")):
-            for label in databases:
-                url = (
-                    f"sqlite+aiosqlite:///{work / f'bench-{tenants}.db'}"
-                    if label == "SQLite"
-                    else create_postgres_database()
-                )
-                speed = args.speed if tenants == 1 else args.speed_many
-                print(f"{label}, {tenants} tenant(s) at x{speed:g} ...", flush=True)
-                try:
-                    result = asyncio.run(
-                        scenario(
-                            url,
-                            label,
-                            tenants=tenants,
-                            jobs=args.jobs,
-                            clients=args.clients,
-                            speed=speed,
-                        )
+        runs = [
+            (Backend(b.strip()), int(n), label)
+            for b in args.backends.split(",")
+            for n in args.tenants.split(",")
+            for label in databases
+        ]
+        for backend, tenants, label in runs:
+            url = (
+                f"sqlite+aiosqlite:///{work / f'bench-{backend.value}-{tenants}.db'}"
+                if label == "SQLite"
+                else create_postgres_database()
+            )
+            speed = args.speed if tenants == 1 else args.speed_many
+            print(f"{label}, {backend.label}, {tenants} tenant(s) at x{speed:g} ...", flush=True)
+            try:
+                result = asyncio.run(
+                    scenario(
+                        url,
+                        label,
+                        backend,
+                        tenants=tenants,
+                        jobs=args.jobs,
+                        clients=args.clients,
+                        speed=speed,
                     )
-                finally:
-                    if label == "PostgreSQL":
-                        drop_postgres_database(url)
-                results.append(result)
-                print(
-                    f"  {result.jobs} jobs in {result.wall:.1f} s ({result.minutes:.2f} sandbox"
-                    " min)",
-                    flush=True,
                 )
+            finally:
+                if label == "PostgreSQL":
+                    drop_postgres_database(url)
+            results.append(result)
+            print(
+                f"  {result.jobs} jobs in {result.wall:.1f} s ({result.minutes:.2f} sandbox min)",
+                flush=True,
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(results, jobs=args.jobs, clients=args.clients)

@@ -17,6 +17,7 @@ class Kind(StrEnum):
     SERVICE_NOT_MAPPED = "service_not_mapped"
     DUPLICATE_JOBS = "duplicate_jobs"
     CONTACT_ARCHIVED = "contact_archived"
+    UNKNOWN_XERO_STATE = "unknown_xero_state"
 
 
 class Severity(StrEnum):

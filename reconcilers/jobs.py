@@ -31,7 +31,9 @@ def check(snapshot: Snapshot, index: Index) -> Iterator[Finding]:
                     detail="the request is being worked on but has no Xero job",
                 )
             continue
-        job = index.jobs.get(job_id)
+        job = None if link is None or link.deleted else index.jobs.get(job_id)
+        if job is None and link is not None and not link.deleted:
+            job = _unlisted(snapshot, index, link)
         if job is None:
             yield Finding(
                 kind=Kind.JOB_MISSING_IN_XERO,
@@ -49,17 +51,43 @@ def check(snapshot: Snapshot, index: Index) -> Iterator[Finding]:
             yield drift
 
 
+def _unlisted(snapshot: Snapshot, index: Index, link: Link) -> XeroJob | None:
+    """A linked job the listing leaves out because it is closed (Practice Manager's current
+    list): it stands as the link last saw it."""
+    if snapshot.capabilities.lists_closed_jobs or link.job_id is None or link.xero_seen is None:
+        return None
+    if index.xero_class.get(link.xero_seen) is not StatusClass.CLOSED:
+        return None
+    return XeroJob(job_id=link.job_id, contact_id=None, name="", status=link.xero_seen)
+
+
 def _drift(
     snapshot: Snapshot, request: CrmRequest, link: Link | None, job: XeroJob
 ) -> Finding | None:
     mapping = snapshot.status_mapping
     crm_class = mapping.crm_class(request.status)
     xero_class = mapping.xero_class(job.status)
+    if xero_class is StatusClass.UNKNOWN:
+        return Finding(
+            kind=Kind.UNKNOWN_XERO_STATE,
+            severity=Severity.MEDIUM,
+            subject=f"request:{request.request_id}",
+            request_id=request.request_id,
+            crm=_request(request),
+            xero={"job_id": job.job_id, "status": job.status},
+            action=Action.MAP,
+            detail=f"Xero's state {job.status!r} is not one the practice has classed as open or "
+            "closed: declare it in the settings (syncd never guesses)",
+        )
     if crm_class is StatusClass.NO_JOB or crm_class is xero_class:
         return None
-    # Xero showing what syncd asked for is syncd's write (perhaps one whose answer was lost),
+    # Xero in the class syncd asked for is syncd's write (perhaps one whose answer was lost),
     # made for the CRM: the CRM is then the side that moved since.
-    echo = link is not None and link.xero_written is not None and job.status == link.xero_written
+    echo = (
+        link is not None
+        and link.xero_written is not None
+        and mapping.xero_class(link.xero_written) is xero_class
+    )
     crm_moved = echo or (
         link is not None
         and link.crm_seen is not None

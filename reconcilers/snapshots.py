@@ -62,6 +62,7 @@ class Link:
     crm_seen: str | None = None
     xero_seen: str | None = None
     xero_written: str | None = None  # what syncd last asked Xero for (see syncd.domain.statuses)
+    deleted: bool = False  # the poller (or the snapshot) found the job deleted in Xero
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,10 +74,13 @@ class Mappings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Capabilities:
-    """What the practice's Xero backend has (Projects: no templates; users stand in for staff)."""
+    """What the practice's Xero backend has (Projects: no templates; users stand in for staff;
+    Practice Manager lists only current jobs, so a linked job last seen closed is not in the
+    snapshot and stands as the link last saw it)."""
 
     templates: bool = False
     staff: bool = True
+    lists_closed_jobs: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

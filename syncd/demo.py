@@ -1,11 +1,14 @@
 """`syncd demo`: the whole story on the embedded default (SQLite) and the bundled sandbox.
 
-A sample CRM with two practices; each connects to its own Xero organisation through the real
-OAuth flow; admins assign requests and syncd creates the Xero jobs; a job closed in Xero comes
-back to the CRM by webhook; a request completed in the CRM closes its job; then a summary (and,
-with --json, the same as JSON). Every run starts a fresh story in the working folder (it replaces
-the demo's two database files), so rerunning is safe. `--serve` keeps syncd on :8000 and the
-sandbox on :8900 afterwards for a look around.
+A sample CRM with two practices: the first runs Xero Practice Manager, the second Xero Projects.
+Each connects to its own Xero organisation through the real OAuth flow; the XPM practice maps its
+accountants to staff and its services to job templates and picks a job category; admins assign
+requests and syncd creates the jobs (on XPM from the template, with the accountant as manager);
+a job completed in Xero reaches the CRM at the next poll (Xero sends no webhooks for jobs); a
+request completed in the CRM completes its job; then a summary (and, with --json, the same as
+JSON, per practice and backend). Every run starts a fresh story in the working folder (it
+replaces the demo's two database files), so rerunning is safe. `--serve` keeps syncd on :8000
+and the sandbox on :8900 afterwards for a look around.
 """
 
 from __future__ import annotations
@@ -23,12 +26,23 @@ from urllib.parse import urlsplit
 import httpx
 
 from syncd.crm.sql import SqlCrm
+from syncd.domain.backends import Backend
 from syncd.domain.ids import CompanyId, UserId
 from syncd.pipeline.changefeed import ChangeFeed
+from syncd.pipeline.mappings import save_services, save_staff
+from syncd.pipeline.practice import save_settings
 from syncd.sandbox.app import create_sandbox_app
-from syncd.sandbox.crm import SampleCrm, assign_request, create_sample_crm, set_request_status
+from syncd.sandbox.crm import (
+    SampleCrm,
+    SamplePractice,
+    assign_request,
+    create_sample_crm,
+    set_request_status,
+)
+from syncd.sandbox.models import Tenant
 from syncd.sandbox.state import SandboxState
 from syncd.sandbox.webhooks import WebhookDispatcher
+from syncd.scheduler import enqueue_polls
 from syncd.services import Services, open_services
 from syncd.settings import Secret, Settings
 from syncd.store.db import Database
@@ -41,6 +55,24 @@ CLIENT_ID = "syncd-demo"
 CLIENT_SECRET = "demo-client-secret-0123456789"  # noqa: S105 - the sandbox's demo app
 WEBHOOK_KEY = "demo-webhook-key-0123456789"
 ASSIGN_PER_PRACTICE = 3
+# The demo's app may ask for Practice Manager's scopes (a real app needs Xero's approval).
+DEMO_SCOPES = (
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+    "projects",
+    "accounting.contacts",
+    "accounting.invoices.read",
+    "practicemanager.job",
+    "practicemanager.client",
+    "practicemanager.staff",
+)
+# What each practice's organisation is: the first runs Practice Manager.
+BACKENDS = (Backend.PRACTICE_MANAGER, Backend.PROJECTS)
+TENANT_TYPES = {Backend.PRACTICE_MANAGER: "PRACTICEMANAGER", Backend.PROJECTS: "ORGANISATION"}
+# What a user sets in Xero to complete a job, and what a completed request becomes there.
+COMPLETED = {Backend.PRACTICE_MANAGER: "Completed", Backend.PROJECTS: "CLOSED"}
 
 Say = Callable[[str], None]
 
@@ -86,8 +118,11 @@ def demo_settings(base: Settings, folder: Path) -> Settings:
         xero_api_url=SANDBOX_URL,
         xero_identity_url=SANDBOX_URL,
         xero_login_url=SANDBOX_URL,
+        xero_scopes=DEMO_SCOPES,
         jwt_secret=base.jwt_secret or Secret(secrets.token_urlsafe(32)),
         embedded_scheduler="off",
+        # Changes made in Xero reach syncd by polling only: poll as often as allowed.
+        poll_interval_minutes=1,
     )
 
 
@@ -137,35 +172,35 @@ class Demo:
         return self.summary
 
     async def _story(self, services: Services, app: Any, sample: SampleCrm) -> None:
-        xero = services.require_xero()
         crm = services.crm
         assert crm is not None
         syncd_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=SYNCD_URL)
         browser = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.sandbox_app))
-        webhooks = WebhookDispatcher(self.sandbox, transport=httpx.ASGITransport(app=app))
         feed = ChangeFeed(db=services.db, crm=crm, clock=services.clock, settle=timedelta(0))
         crm_url = self.settings.crm_database_url or ""
+        tenants: dict[str, Tenant] = {}
         async with syncd_client, browser:
             # -- connect each practice to its own organisation -----------------------------
-            for practice in sample.practices:
-                tenant = self.sandbox.add_tenant(f"{practice.name} (Xero)")
-                self.sandbox.consent_tenant_ids = [tenant.tenant_id]
-                url = await xero.connect.start(
-                    company=CompanyId(practice.company_id), user=UserId(practice.admin_id)
+            for practice, backend in zip(sample.practices, BACKENDS, strict=True):
+                tenant = self.sandbox.add_tenant(
+                    f"{practice.name} ({backend.label.removeprefix('Xero ')})",
+                    tenant_type=TENANT_TYPES[backend],
                 )
-                consent = await browser.get(url)
-                back = urlsplit(consent.headers["location"])
-                answer = await syncd_client.get(f"{back.path}?{back.query}")
-                answer.raise_for_status()
+                tenants[practice.company_id] = tenant
+                await self._connect(services, syncd_client, browser, practice, tenant)
                 self.summary.practices.append(
                     {
                         "company_id": practice.company_id,
                         "name": practice.name,
                         "tenant": tenant.name,
+                        "backend": backend.value,
                         "jobs": [],
+                        "statuses_applied": {"xero_to_crm": 0, "crm_to_xero": 0},
                     }
                 )
                 self.say(f"3. {practice.name} connected to {tenant.name} (OAuth + PKCE)")
+                if backend is Backend.PRACTICE_MANAGER:
+                    await self._set_up_practice_manager(services, practice, tenant)
             # -- admins assign requests: jobs appear in Xero --------------------------------
             now = datetime.now(UTC)
             assigned: dict[str, list[str]] = {}
@@ -187,40 +222,31 @@ class Demo:
             self.say(f"4. admins assigned {self.summary.requests_assigned} requests in the CRM")
             await self._settle(services, feed, sample)
             for practice, entry in zip(sample.practices, self.summary.practices, strict=True):
+                tenant = tenants[practice.company_id]
                 for request_id in assigned[practice.company_id]:
                     request = await crm.get_request(
                         company=CompanyId(practice.company_id), request_id=request_id
                     )
-                    if request is not None and request.xero_job_id:
-                        self.summary.jobs_created += 1
-                        tenant = next(
-                            t for t in self.sandbox.tenants.values() if t.name == entry["tenant"]
-                        )
-                        project = self.sandbox.project(tenant.tenant_id, request.xero_job_id)
-                        entry["jobs"].append(
-                            {
-                                "request_id": request_id,
-                                "name": project.name,
-                                "job_number": request.xero_job_number,
-                            }
-                        )
-                        self.say(
-                            f'   job {request.xero_job_number} "{project.name}" '
-                            f"in {entry['tenant']}, written back to the CRM"
-                        )
+                    if request is None or not request.xero_job_id:
+                        continue
+                    self.summary.jobs_created += 1
+                    job = self._job(tenant, request.xero_job_id, request.xero_job_number)
+                    entry["jobs"].append({"request_id": request_id, **job})
+                    extra = "".join(
+                        f", {k} {job[k]}" for k in ("template", "manager", "state") if job.get(k)
+                    )
+                    self.say(
+                        f'   job {request.xero_job_number} "{job["name"]}" in {tenant.name}'
+                        f"{extra}; written back to the CRM"
+                    )
             self.say(f"5. {self.summary.jobs_created} Xero jobs created")
-            # -- Xero → CRM: a job closed in Xero completes its request -----------------------
+            # -- Xero → CRM: a job completed in Xero completes its request, at the next poll -----
             for practice, entry in zip(sample.practices, self.summary.practices, strict=True):
-                first = entry["jobs"][0]["request_id"] if entry["jobs"] else None
-                if first is None:
-                    continue
-                request = await crm.get_request(
-                    company=CompanyId(practice.company_id), request_id=first
-                )
-                assert request is not None and request.xero_job_id
-                tenant = next(t for t in self.sandbox.tenants.values() if t.name == entry["tenant"])
-                self.sandbox.set_project_status(tenant.tenant_id, request.xero_job_id, "CLOSED")
-            await webhooks.flush()
+                if entry["jobs"]:
+                    self._complete_in_xero(
+                        tenants[practice.company_id], Backend(entry["backend"]), entry["jobs"][0]
+                    )
+            await enqueue_polls(services)
             await services.worker.wait_idle()
             for practice, entry in zip(sample.practices, self.summary.practices, strict=True):
                 for job in entry["jobs"][:1]:
@@ -229,11 +255,12 @@ class Demo:
                     )
                     if request is not None and request.status == "completed":
                         self.summary.statuses_to_crm += 1
+                        entry["statuses_applied"]["xero_to_crm"] += 1
             self.say(
-                f"6. closed in Xero → completed in the CRM (by signed webhook): "
-                f"{self.summary.statuses_to_crm} requests"
+                f"6. completed in Xero → completed in the CRM (by the poller; Xero sends no "
+                f"webhook for jobs): {self.summary.statuses_to_crm} requests"
             )
-            # -- CRM → Xero: a request completed in the CRM closes its job ---------------------
+            # -- CRM → Xero: a request completed in the CRM completes its job -------------------
             for practice, entry in zip(sample.practices, self.summary.practices, strict=True):
                 if len(entry["jobs"]) < 2:
                     continue
@@ -245,22 +272,17 @@ class Demo:
                     now=datetime.now(UTC),
                 )
             await self._settle(services, feed, sample)
-            await webhooks.flush()  # Xero tells syncd about syncd's own change: an echo
-            await services.worker.wait_idle()
             for practice, entry in zip(sample.practices, self.summary.practices, strict=True):
-                tenant = next(t for t in self.sandbox.tenants.values() if t.name == entry["tenant"])
+                backend = Backend(entry["backend"])
+                tenant = tenants[practice.company_id]
                 for job in entry["jobs"][1:2]:
-                    request = await crm.get_request(
-                        company=CompanyId(practice.company_id), request_id=job["request_id"]
-                    )
-                    assert request is not None and request.xero_job_id
-                    if (
-                        self.sandbox.project(tenant.tenant_id, request.xero_job_id).status
-                        == "CLOSED"
-                    ):
+                    state = self._job(tenant, job["job_id"], job["job_number"])["state"]
+                    if state == COMPLETED[backend]:
                         self.summary.statuses_to_xero += 1
+                        entry["statuses_applied"]["crm_to_xero"] += 1
             self.say(
-                f"7. completed in the CRM → closed in Xero: {self.summary.statuses_to_xero} jobs"
+                f"7. completed in the CRM → {' / '.join(COMPLETED.values())} in Xero: "
+                f"{self.summary.statuses_to_xero} jobs"
             )
             self.summary.xero_calls = sum(1 for e in self.sandbox.ledger if e.tenant_id)
             first = sample.practices[0]
@@ -272,6 +294,79 @@ class Demo:
                     f"--user {first.admin_id}"
                 ),
             }
+
+    async def _connect(
+        self,
+        services: Services,
+        syncd_client: httpx.AsyncClient,
+        browser: httpx.AsyncClient,
+        practice: SamplePractice,
+        tenant: Tenant,
+    ) -> None:
+        self.sandbox.consent_tenant_ids = [tenant.tenant_id]
+        url = await services.require_xero().connect.start(
+            company=CompanyId(practice.company_id), user=UserId(practice.admin_id)
+        )
+        consent = await browser.get(url)
+        back = urlsplit(consent.headers["location"])
+        answer = await syncd_client.get(f"{back.path}?{back.query}")
+        answer.raise_for_status()
+
+    async def _set_up_practice_manager(
+        self, services: Services, practice: SamplePractice, tenant: Tenant
+    ) -> None:
+        """The practice's XPM as a practice has it (staff, job templates, a category), and the
+        admin's mappings: accountants → staff, services → templates, the default category."""
+        crm = services.crm
+        assert crm is not None
+        company = CompanyId(practice.company_id)
+        staff = []
+        for person in await crm.list_accountants(company=company):
+            member = self.sandbox.add_staff(tenant.tenant_id, person.full_name, person.email)
+            staff.append({"accountant_id": person.user_id, "staff_id": member["UUID"]})
+        templates = []
+        for service in await crm.list_services(company=company):
+            template = self.sandbox.add_template(tenant.tenant_id, service.name)
+            templates.append({"service_id": service.service_id, "template_id": template["UUID"]})
+        category = self.sandbox.add_category(tenant.tenant_id, "Tax and compliance")
+        await save_staff(services, company, staff)
+        await save_services(services, company, templates)
+        await save_settings(services, company, {"job_category_id": category.uuid}, by="demo")
+        self.say(
+            f"   {len(staff)} accountants mapped to XPM staff, {len(templates)} services to job "
+            f"templates; new jobs go in category {category.name!r}"
+        )
+
+    def _job(self, tenant: Tenant, job_id: str, number: str | None) -> dict[str, Any]:
+        """The job as the sandbox holds it, for the summary."""
+        if tenant.tenant_type != "PRACTICEMANAGER":
+            project = self.sandbox.project(tenant.tenant_id, job_id)
+            return {
+                "job_id": job_id,
+                "job_number": number,
+                "name": project.name,
+                "state": project.status,
+            }
+        job = self.sandbox.job(tenant.tenant_id, number or "")
+        template = next(
+            (t["Name"] for t in tenant.templates if t["UUID"] == job.template_uuid), None
+        )
+        manager = next((s["Name"] for s in tenant.staff if s["UUID"] == job.manager_uuid), None)
+        return {
+            "job_id": job_id,
+            "job_number": number,
+            "name": job.name,
+            "state": job.state,
+            "template": template,
+            "manager": manager,
+        }
+
+    def _complete_in_xero(self, tenant: Tenant, backend: Backend, job: dict[str, Any]) -> None:
+        """What a user in Xero does to complete the job."""
+        if backend is Backend.PRACTICE_MANAGER:
+            self.sandbox.update_job(tenant.tenant_id, job["job_number"], state=COMPLETED[backend])
+        else:
+            self.sandbox.set_project_status(tenant.tenant_id, job["job_id"], COMPLETED[backend])
 
     async def _settle(self, services: Services, feed: ChangeFeed, sample: SampleCrm) -> None:
         for practice in sample.practices:
@@ -341,6 +436,14 @@ def print_summary(summary: Summary, out: Any = sys.stdout) -> None:
     print("", file=out)
     print("Summary", file=out)
     print(f"  practices connected:       {len(summary.practices)}", file=out)
+    for practice in summary.practices:
+        applied = practice["statuses_applied"]
+        print(
+            f"    {practice['name']}: {Backend(practice['backend']).label}, "
+            f"{len(practice['jobs'])} jobs, statuses {applied['xero_to_crm']} in / "
+            f"{applied['crm_to_xero']} out",
+            file=out,
+        )
     print(f"  requests assigned:         {summary.requests_assigned}", file=out)
     print(f"  Xero jobs created:         {summary.jobs_created}", file=out)
     print(f"  statuses Xero → CRM:       {summary.statuses_to_crm}", file=out)

@@ -22,7 +22,7 @@ from syncd.pipeline.inbound import InboundHandler
 from syncd.pipeline.inbox import Inbox, InboxWriter
 from syncd.pipeline.outbound import Outbound
 from syncd.pipeline.outbox import ClaimedTask, Outbox
-from syncd.pipeline.poller import Poller, ProjectCache
+from syncd.pipeline.poller import JobCache, Poller
 from syncd.pipeline.reconcile import RECONCILE, Reconciler
 from syncd.pipeline.worker import TaskHandler, Worker, worker_id
 from syncd.settings import Settings
@@ -33,6 +33,7 @@ from syncd.xero.contacts import ContactsApi
 from syncd.xero.governor import Limits, RateGovernor
 from syncd.xero.http import XeroHttp, build_client
 from syncd.xero.invoices import InvoicesApi
+from syncd.xero.jobs import Backends, PracticeManagerBackend, ProjectsBackend
 from syncd.xero.oauth import IdentityClient, state_signing_key
 from syncd.xero.practice_manager import PracticeManagerApi
 from syncd.xero.projects import ProjectsApi
@@ -53,6 +54,7 @@ class XeroSide:
     contacts: ContactsApi
     invoices: InvoicesApi
     practice_manager: PracticeManagerApi
+    backends: Backends
     connect: ConnectService
 
 
@@ -107,12 +109,7 @@ async def open_services(
         reconciler = None
         if xero is not None and crm is not None:
             reconciler = Reconciler(
-                db=db,
-                crm=crm,
-                projects=xero.projects,
-                contacts=xero.contacts,
-                clock=clock,
-                cache=ProjectCache(clock),
+                db=db, crm=crm, backends=xero.backends, clock=clock, cache=JobCache(clock)
             )
         worker = _worker(settings, db, clock, xero, crm, writer, reconciler)
         stack.push_async_callback(worker.close)
@@ -145,16 +142,14 @@ def _worker(
     if xero is not None:
         handlers[POLL_COMPANY] = Poller(
             db=db,
-            projects=xero.projects,
+            backends=xero.backends,
             writer=writer,
             clock=clock,
             cache=reconciler.cache if reconciler is not None else None,
         )
     on_dead: Callable[[ClaimedTask, str], Awaitable[None]] | None = None
     if xero is not None and crm is not None:
-        outbound = Outbound(
-            db=db, crm=crm, projects=xero.projects, contacts=xero.contacts, clock=clock
-        )
+        outbound = Outbound(db=db, crm=crm, backends=xero.backends, clock=clock)
         handlers.update(outbound.handlers())
         if reconciler is not None:
             handlers[RECONCILE] = reconciler
@@ -162,7 +157,7 @@ def _worker(
         inbound = InboundHandler(
             db=db,
             crm=crm,
-            projects=xero.projects,
+            backends=xero.backends,
             contacts=xero.contacts,
             invoices=xero.invoices,
             clock=clock,
@@ -238,14 +233,23 @@ async def _xero_side(
         state_key=state_signing_key(settings.encryption_keys[0].reveal()),
         clock=clock,
     )
+    projects, contacts, practice_manager = (
+        ProjectsApi(http),
+        ContactsApi(http),
+        PracticeManagerApi(http),
+    )
     return XeroSide(
         governor=governor,
         identity=identity,
         tokens=tokens,
         http=http,
-        projects=ProjectsApi(http),
-        contacts=ContactsApi(http),
+        projects=projects,
+        contacts=contacts,
         invoices=InvoicesApi(http),
-        practice_manager=PracticeManagerApi(http),
+        practice_manager=practice_manager,
+        backends=Backends(
+            projects=ProjectsBackend(projects, contacts),
+            practice_manager=PracticeManagerBackend(practice_manager),
+        ),
         connect=connect,
     )

@@ -15,6 +15,9 @@ import httpx
 from syncd.clock import Clock, SystemClock
 from syncd.crm.memory import MemoryCrm
 from syncd.crm.port import CrmPort
+from syncd.domain.ids import CompanyId
+from syncd.domain.tasks import POLL_COMPANY
+from syncd.pipeline.poller import Poller
 from syncd.sandbox.app import create_sandbox_app
 from syncd.sandbox.state import SandboxState
 from syncd.sandbox.webhooks import WebhookDispatcher
@@ -27,6 +30,18 @@ from syncd.xero.governor import Limits
 from tests.conftest import make_settings
 
 SANDBOX = "http://sandbox.test"
+# What a practice with Practice Manager consents to (the defaults plus XPM's granular scopes).
+XPM_SCOPES = [
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+    "projects",
+    "accounting.contacts",
+    "practicemanager.job",
+    "practicemanager.client",
+    "practicemanager.staff",
+]
 SYNCD = "http://syncd.test"
 CLIENT_ID = "syncd-test-app"
 CLIENT_SECRET = "sandbox-client-secret-0123456789"
@@ -61,6 +76,15 @@ class Harness:
         await self.webhooks.flush()
         await self.services.worker.wait_idle()
 
+    async def poll(self, company: str) -> dict[str, object]:
+        """One poll of the practice's Xero jobs, as the scheduler's poll task runs it (without
+        its once-per-interval key), then the worker applies what it found."""
+        poller = self.services.worker.handlers[POLL_COMPANY]
+        assert isinstance(poller, Poller)
+        found = await poller.poll(CompanyId(company))
+        await self.services.worker.wait_idle()
+        return found
+
     async def settle(self) -> None:
         """Run syncd's worker until nothing is due (outbox and inbox)."""
         await self.services.worker.wait_idle()
@@ -85,12 +109,14 @@ class Harness:
         back = urlsplit(consent.headers["location"])
         return await self.syncd.get(f"{back.path}?{back.query}")
 
-    async def connect(self, company: str, tenant_name: str | None = None) -> str:
-        """Connect `company` to a tenant (a new one unless `tenant_name` names an existing one);
-        returns the tenant id."""
+    async def connect(
+        self, company: str, tenant_name: str | None = None, *, tenant_type: str = "ORGANISATION"
+    ) -> str:
+        """Connect `company` to a tenant (a new one of `tenant_type` unless `tenant_name` names
+        an existing one); returns the tenant id."""
         tenant = next(
             (t for t in self.sandbox.tenants.values() if t.name == tenant_name), None
-        ) or self.sandbox.add_tenant(tenant_name or f"Org of {company}")
+        ) or self.sandbox.add_tenant(tenant_name or f"Org of {company}", tenant_type=tenant_type)
         self.sandbox.consent_tenant_ids = [tenant.tenant_id]
         answer = await self.start_connect(company)
         assert answer.status_code == 200, answer.text

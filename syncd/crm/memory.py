@@ -116,6 +116,28 @@ class MemoryCrm:
         self._users[user] = _User(person=person, role=role)
         return user
 
+    def update_person(
+        self,
+        *,
+        company: CompanyId,
+        user_id: str,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        email: str | None = None,
+    ) -> None:
+        """Edit a CRM user's details as the CRM app would (None: unchanged)."""
+        user = self._users.get(user_id)
+        if user is None or user.person.company_id != company:
+            raise ValueError(f"company {company!r} has no user {user_id!r}")
+        person = user.person
+        changed = dataclasses.replace(
+            person,
+            first_name=first_name if first_name is not None else person.first_name,
+            last_name=last_name if last_name is not None else person.last_name,
+            email=email if email is not None else person.email,
+        )
+        self._users[user_id] = _User(person=changed, role=user.role)
+
     def add_service(
         self, *, company: CompanyId | None, name: str, base_price: Decimal | None = None
     ) -> int:
@@ -312,6 +334,42 @@ class MemoryCrm:
             return StatusWrite(applied=False, current=request.status, updated_at=request.updated_at)
         self._requests[request_id] = dataclasses.replace(request, status=target, updated_at=stamp)
         return StatusWrite(applied=True, current=target, updated_at=stamp)
+
+    async def apply_due_date(
+        self,
+        *,
+        company: CompanyId,
+        request_id: str,
+        due_date: date | None,
+        expected: date | None,
+        now: datetime,
+    ) -> bool:
+        request = await self.get_request(company=company, request_id=request_id)
+        if request is None or request.due_date != expected:
+            return False
+        self._requests[request_id] = dataclasses.replace(
+            request, due_date=due_date, updated_at=ensure_aware(now)
+        )
+        return True
+
+    async def apply_accountant(
+        self,
+        *,
+        company: CompanyId,
+        request_id: str,
+        accountant_id: str,
+        expected: str | None,
+        now: datetime,
+    ) -> bool:
+        if accountant_id not in {p.user_id for p in await self.list_accountants(company=company)}:
+            raise ValueError(f"{accountant_id} is not an accountant of practice {company}")
+        request = await self.get_request(company=company, request_id=request_id)
+        if request is None or request.accountant_id != expected:
+            return False
+        self._requests[request_id] = dataclasses.replace(
+            request, accountant_id=accountant_id, updated_at=ensure_aware(now)
+        )
+        return True
 
     async def write_back(
         self,

@@ -116,6 +116,31 @@ class CrmPort(Protocol):
         """Set the status only if it is still `expected` (no lost update); bumps updated_at."""
         ...
 
+    async def apply_due_date(
+        self,
+        *,
+        company: CompanyId,
+        request_id: str,
+        due_date: date | None,
+        expected: date | None,
+        now: datetime,
+    ) -> bool:
+        """Set the due date only if it is still `expected`; bumps updated_at. Applied?"""
+        ...
+
+    async def apply_accountant(
+        self,
+        *,
+        company: CompanyId,
+        request_id: str,
+        accountant_id: str,
+        expected: str | None,
+        now: datetime,
+    ) -> bool:
+        """Assign the request to `accountant_id` (one of the practice's accountants)
+        only if it is still assigned to `expected`; bumps updated_at. Applied?"""
+        ...
+
     async def write_back(
         self,
         *,

@@ -9,7 +9,7 @@ way out (`schema.NaiveUTCDateTime`). Imports `syncd.crm`, `syncd.store.db`, `syn
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, and_, or_, select, update
@@ -226,6 +226,60 @@ class SqlCrm:
         if row is None:
             return StatusWrite(applied=False, current=None, updated_at=None)
         return StatusWrite(applied=False, current=row.status, updated_at=row.updated_at)
+
+    async def apply_due_date(
+        self,
+        *,
+        company: CompanyId,
+        request_id: str,
+        due_date: date | None,
+        expected: date | None,
+        now: datetime,
+    ) -> bool:
+        column = service_requests.c.due_date
+        unchanged = column.is_(None) if expected is None else column == expected
+        return await self._compare_and_set(
+            company, request_id, unchanged, {"due_date": due_date}, now
+        )
+
+    async def apply_accountant(
+        self,
+        *,
+        company: CompanyId,
+        request_id: str,
+        accountant_id: str,
+        expected: str | None,
+        now: datetime,
+    ) -> bool:
+        column = service_requests.c.assigned_to_id
+        unchanged = column.is_(None) if expected is None else column == expected
+        accountants = [p.user_id for p in await self.list_accountants(company=company)]
+        if accountant_id not in accountants:
+            raise ValueError(f"{accountant_id} is not an accountant of practice {company}")
+        return await self._compare_and_set(
+            company, request_id, unchanged, {"assigned_to_id": accountant_id}, now
+        )
+
+    async def _compare_and_set(
+        self,
+        company: CompanyId,
+        request_id: str,
+        unchanged: ColumnElement[bool],
+        values: dict[str, Any],
+        now: datetime,
+    ) -> bool:
+        """One conditional UPDATE of the company's request: whole or not at all."""
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(service_requests)
+                .where(
+                    service_requests.c.id == request_id,
+                    service_requests.c.company_id == require_company(company),
+                    unchanged,
+                )
+                .values(**values, updated_at=ensure_aware(now))
+            )
+        return bool(result.rowcount == 1)
 
     async def write_back(
         self,

@@ -5,10 +5,16 @@ class, never by raw value, and the pure decisions for each direction.
     no job   pending                  -            -
     open     assigned, processing     INPROGRESS   e.g. Planned, In Progress
     closed   completed, cancelled     CLOSED       e.g. Completed, Cancelled
+    unknown  -                        -            a code the practice has not classed
+
+Xero state codes are sent exactly as configured (XPM matches its interface codes) and compared
+case- and space-insensitively (`state_key`). A state of unknown class is recorded and shown,
+never guessed into the CRM.
 
 Every job link remembers, per side, the last value syncd saw and the last it wrote: an inbound
-value equal to what syncd last wrote to Xero is an echo, an event older than what the link holds
-is stale. When both sides changed since the last sync, the practice's conflict policy decides.
+value equal to what syncd last wrote to Xero is an echo (a poll's copy of a job older than the
+link is fetched again: syncd.pipeline.inbound). When both sides changed since the last sync, the
+practice's conflict policy decides.
 
 A Xero write is recorded as written *before* it is sent, and stays so until Xero is seen
 changing to something else: a write whose answer was lost (or whose worker died) may have been
@@ -36,6 +42,7 @@ class StatusClass(StrEnum):
     NO_JOB = "no_job"
     OPEN = "open"
     CLOSED = "closed"
+    UNKNOWN = "unknown"  # a Xero state the practice's mapping does not class
 
 
 class ConflictPolicy(StrEnum):
@@ -55,15 +62,25 @@ CRM_CLASSES: Mapping[str, StatusClass] = {
 }
 
 
+def state_key(state: str) -> str:
+    """How two Xero state codes are compared: `In Progress`, `IN PROGRESS`, `in  progress`."""
+    return " ".join(state.split()).casefold()
+
+
+def same_state(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and state_key(a) == state_key(b)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusMapping:
-    """One practice's mapping between CRM statuses and its Xero job states."""
+    """One practice's mapping between CRM statuses and its Xero job states (Projects' by
+    default; `syncd.domain.backends` has each backend's defaults)."""
 
-    # Xero state (upper case) -> class; unknown states are treated as open.
+    # Xero state -> class, keyed by state_key; states not listed are UNKNOWN.
     xero_classes: Mapping[str, StatusClass] = field(
-        default_factory=lambda: {"INPROGRESS": StatusClass.OPEN, "CLOSED": StatusClass.CLOSED}
+        default_factory=lambda: {"inprogress": StatusClass.OPEN, "closed": StatusClass.CLOSED}
     )
-    # CRM status -> the Xero state syncd writes (outbound).
+    # CRM status -> the Xero state code syncd writes (outbound), exactly as Xero knows it.
     outbound: Mapping[CrmStatus, str] = field(
         default_factory=lambda: {
             CrmStatus.ASSIGNED: "INPROGRESS",
@@ -72,7 +89,8 @@ class StatusMapping:
             CrmStatus.CANCELLED: "CLOSED",
         }
     )
-    # Xero class -> the CRM status syncd sets when Xero moves a job into that class (inbound).
+    # Xero class -> the CRM status syncd sets when Xero moves a job into that class and the
+    # state itself does not name one CRM status (inbound).
     inbound: Mapping[StatusClass, CrmStatus] = field(
         default_factory=lambda: {
             StatusClass.OPEN: CrmStatus.PROCESSING,
@@ -87,13 +105,23 @@ class StatusMapping:
         return found
 
     def xero_class(self, state: str) -> StatusClass:
-        found = self.xero_classes.get(state)
-        if found is None:
-            found = self.xero_classes.get(state.upper(), StatusClass.OPEN)
-        return found
+        return self.xero_classes.get(state_key(state), StatusClass.UNKNOWN)
+
+    def knows(self, state: str) -> bool:
+        return self.xero_class(state) is not StatusClass.UNKNOWN
 
     def xero_state_for(self, status: str) -> str | None:
         return self.outbound.get(CrmStatus(status))
+
+    def crm_status_for(self, state: str) -> CrmStatus:
+        """The CRM status a job in `state` stands for: the one status syncd writes as that
+        state (XPM: `Cancelled` is cancelled), else its class's default (Projects: CLOSED is
+        completed). `state` must be of a known class."""
+        cls = self.xero_class(state)
+        writers = [s for s, code in self.outbound.items() if same_state(code, state)]
+        if len(writers) == 1 and CRM_CLASSES[writers[0]] is cls:
+            return writers[0]
+        return self.inbound[cls]
 
 
 PROJECTS_MAPPING = StatusMapping()
@@ -109,14 +137,13 @@ class LinkView:
     xero_seen: str | None = None
     xero_written: str | None = None
     xero_seen_at: datetime | None = None
+    manager_written: str | None = None  # the CRM accountant syncd last made the job's manager
 
     def xero_known(self, state: str) -> bool:
         """Xero is known to have `state`: last seen so, and no other write outstanding."""
-        return self.xero_seen == state and self.xero_written in (None, state)
-
-    def xero_echo(self, state: str) -> bool:
-        """`state` is what syncd asked Xero for: seeing it is no change made in Xero."""
-        return self.xero_written is not None and state == self.xero_written
+        return same_state(self.xero_seen, state) and (
+            self.xero_written is None or same_state(self.xero_written, state)
+        )
 
 
 # -- decisions ----------------------------------------------------------------------------------
@@ -158,11 +185,6 @@ InboundDecision = Ignore | SetCrmStatus | SetXeroState | Conflict
 OutboundDecision = Ignore | CreateJob | SetXeroState
 
 
-def is_stale(link: LinkView, event_at: datetime | None) -> bool:
-    """An event older than what the link already holds from Xero."""
-    return event_at is not None and link.xero_seen_at is not None and event_at < link.xero_seen_at
-
-
 def decide_inbound(
     *,
     mapping: StatusMapping,
@@ -173,14 +195,23 @@ def decide_inbound(
     crm_changed_at: datetime | None = None,
     xero_changed_at: datetime | None = None,
 ) -> InboundDecision:
-    """Xero reports `xero_state` for a linked job whose CRM request is `crm_status`."""
-    xero_state = xero_state.upper()
-    if link.xero_echo(xero_state):
-        return Ignore("echo of syncd's write")
-    if xero_state == link.xero_seen:
-        return Ignore("unchanged")
+    """Xero reports `xero_state` for a linked job whose CRM request is `crm_status`.
+
+    Whether Xero moved is judged by class, like everything else: a job in the class syncd last
+    asked for is an echo of that write (its answer perhaps lost), and a job still in the class
+    syncd last saw has not moved, whatever its exact state (XPM: Planned → In Progress).
+    """
     crm_class = mapping.crm_class(crm_status)
     xero_class = mapping.xero_class(xero_state)
+    if xero_class is StatusClass.UNKNOWN:
+        return Ignore(
+            f"unknown Xero state {xero_state!r}: declare its class (open or closed) in the "
+            "practice's settings"
+        )
+    if link.xero_written is not None and mapping.xero_class(link.xero_written) is xero_class:
+        return Ignore("echo of syncd's write")
+    if link.xero_seen is not None and mapping.xero_class(link.xero_seen) is xero_class:
+        return Ignore("unchanged" if same_state(xero_state, link.xero_seen) else "within its class")
     if crm_class is StatusClass.NO_JOB:
         return Ignore("the CRM request is pending: it has no job to follow")
     if crm_class is xero_class:
@@ -197,9 +228,9 @@ def decide_inbound(
                 return Ignore("no Xero state for the CRM status")
             return SetXeroState(target, conflict=f"{policy.value}: CRM {crm_status} kept")
         return SetCrmStatus(
-            mapping.inbound[xero_class], conflict=f"{policy.value}: Xero {xero_state} kept"
+            mapping.crm_status_for(xero_state), conflict=f"{policy.value}: Xero {xero_state} kept"
         )
-    return SetCrmStatus(mapping.inbound[xero_class])
+    return SetCrmStatus(mapping.crm_status_for(xero_state))
 
 
 def _winner(

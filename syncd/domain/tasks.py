@@ -5,6 +5,7 @@ through here, so the same fact always yields the same key (and so one task).
     kind            key                                        order
     create_job      create:{request}                           request:{request}
     set_job_state   state:{request}:{state}:{crm version}      request:{request}
+    set_job_manager manager:{request}:{accountant}:{version}   request:{request}
     sync_contact    contact:{client}:{details hash}            client:{client}
     sync_request    sync:{request}:{at}                        request:{request}
 """
@@ -20,6 +21,7 @@ from syncd.domain.statuses import CreateJob, LinkView, SetXeroState, StatusMappi
 
 CREATE_JOB = "create_job"
 SET_JOB_STATE = "set_job_state"
+SET_JOB_MANAGER = "set_job_manager"
 SYNC_CONTACT = "sync_contact"
 SYNC_REQUEST = "sync_request"
 POLL_COMPANY = "poll_company"
@@ -56,6 +58,17 @@ def set_job_state(request_id: str, state: str, version: str) -> TaskSpec:
     )
 
 
+def set_job_manager(request_id: str, accountant_id: str, version: str) -> TaskSpec:
+    """Make the accountant's staff member the job's manager (Practice Manager): after creation
+    and after each reassignment. Running it again when the manager is already right is free."""
+    return TaskSpec(
+        kind=SET_JOB_MANAGER,
+        key=f"manager:{request_id}:{accountant_id}:{version}",
+        order_key=request_order(request_id),
+        payload={"request_id": request_id},
+    )
+
+
 def contact_fingerprint(name: str, email: str | None) -> str:
     text = f"{' '.join(name.split())}\n{(email or '').strip().lower()}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
@@ -88,11 +101,18 @@ def plan_request(
     version: str,
     link: LinkView | None,
     has_job: bool,
+    accountant_id: str | None = None,
+    managed: bool = False,
 ) -> list[TaskSpec]:
-    """The tasks a request's current status calls for (none when Xero is already there)."""
+    """The tasks a request's current status (and, where jobs have managers, its accountant)
+    calls for: none when Xero is already there."""
     decision = decide_outbound(mapping=mapping, link=link, crm_status=status, has_job=has_job)
+    specs = []
     if isinstance(decision, CreateJob):
-        return [create_job(request_id)]
+        specs.append(create_job(request_id))
     if isinstance(decision, SetXeroState):
-        return [set_job_state(request_id, decision.state, version)]
-    return []
+        specs.append(set_job_state(request_id, decision.state, version))
+    reassigned = link is not None and accountant_id != link.manager_written
+    if managed and has_job and accountant_id is not None and reassigned:
+        specs.append(set_job_manager(request_id, accountant_id, version))
+    return specs

@@ -70,7 +70,7 @@ class ChangeFeed:
             }
             now = self.clock.now()
             async with self.db.transaction() as session:
-                practice = await SettingsRepository(session).current(company=company)
+                practice = await SettingsRepository(session).practice(company=company)
                 planned = 0
                 for row in rows:
                     planned += len(
@@ -79,7 +79,7 @@ class ChangeFeed:
                             company=company,
                             request=row,
                             client=clients[row.client_id],
-                            settings=practice,
+                            practice=practice,
                             now=now,
                         )
                     )

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from syncd.clock import Clock
+from syncd.domain.backends import Backend, missing_scopes
 from syncd.domain.errors import NeedsReconnect, SyncError
 from syncd.domain.ids import CompanyId, UserId
 from syncd.logs import get_logger
@@ -304,9 +305,7 @@ class ConnectService:
         connection.tenant_name = tenant.tenant_name
         connection.tenant_type = tenant.tenant_type
         connection.xero_connection_id = tenant.connection_id
-        connection.backend = (
-            "practicemanager" if tenant.tenant_type == "PRACTICEMANAGER" else "projects"
-        )
+        connection.backend = Backend.for_tenant_type(tenant.tenant_type).value
         connection.active = True
         connection.needs_reconnect = False
         connection.reconnect_reason = None
@@ -393,6 +392,7 @@ class ConnectService:
     async def status(self, *, company: CompanyId) -> dict[str, Any]:
         async with self.db.transaction() as session:
             connection = await ConnectionRepository(session).get(company=company)
+            grant = await GrantRepository(session).for_company(company=company)
         if connection is None or not connection.active:
             return {
                 "company_id": company,
@@ -401,6 +401,8 @@ class ConnectService:
                 "disconnected_at": _iso(connection.disconnected_at) if connection else None,
             }
         budget = self.governor.budget(connection.tenant_id)
+        backend = Backend(connection.backend)
+        missing = missing_scopes(backend, grant.scopes if grant else "")
         return {
             "company_id": company,
             "connected": not connection.needs_reconnect,
@@ -410,6 +412,8 @@ class ConnectService:
             "tenant_name": connection.tenant_name,
             "tenant_type": connection.tenant_type,
             "backend": connection.backend,
+            "backend_name": backend.label,
+            "missing_scopes": missing,
             "connected_at": _iso(connection.connected_at),
             "connected_by": connection.connected_by,
             "rate_budget": {

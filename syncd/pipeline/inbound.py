@@ -1,11 +1,12 @@
 """Applying inbound events (webhooks and the poller's findings) to the CRM.
 
-One code path for both sources. A project event is never trusted for state: the project is
-fetched from Xero by id (built from syncd's configured API base and the event's resourceId,
-never the event's resourceUrl), unless the poller already fetched it and the job's link has not
-changed since (a write of syncd's that landed meanwhile makes the poller's copy stale). The pure
-rules in syncd.domain.statuses decide; the CRM is written with a compare-and-set; the link
-remembers what syncd saw and wrote so echoes and stale events are dropped.
+One code path for every job event, on either backend. An event is never trusted for state: the
+job is fetched from Xero by id (through the practice's backend, never an event's resourceUrl),
+unless the poller already fetched it and the job's link has not changed since (a write of
+syncd's that landed meanwhile makes the poller's copy stale). The pure rules in
+syncd.domain.statuses (and, for an XPM job's due date and manager, syncd.domain.details)
+decide; the CRM is written with a compare-and-set; the link remembers what syncd saw and wrote
+so echoes and stale events are dropped.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from syncd.clock import Clock
-from syncd.crm.port import CrmPort
+from syncd.crm.port import CrmPort, CrmRequest
+from syncd.domain.details import (
+    Record,
+    SetAccountant,
+    SetDueDate,
+    Unchanged,
+    decide_due,
+    decide_manager,
+)
 from syncd.domain.errors import NotFound, TransientError
 from syncd.domain.ids import CompanyId
 from syncd.domain.statuses import (
@@ -24,8 +33,9 @@ from syncd.domain.statuses import (
     SetCrmStatus,
     SetXeroState,
     decide_inbound,
-    is_stale,
+    same_state,
 )
+from syncd.domain.sync_settings import Practice
 from syncd.domain.tasks import set_job_state
 from syncd.logs import get_logger
 from syncd.pipeline.inbox import ClaimedEvent
@@ -34,14 +44,21 @@ from syncd.store.connections import ConnectionRepository
 from syncd.store.db import Database
 from syncd.store.invoices import JobInvoiceRepository
 from syncd.store.links import JobLinkRepository
-from syncd.store.mappings import ContactMappingRepository
+from syncd.store.mappings import ContactMappingRepository, StaffMappingRepository
 from syncd.store.models import JobInvoice, JobLink, SyncConflict
 from syncd.store.settings import SettingsRepository
 from syncd.xero.contacts import ContactsApi
 from syncd.xero.invoices import Invoice, InvoicesApi
-from syncd.xero.projects import Project, ProjectsApi, parse_project
+from syncd.xero.jobs import Backends, Job, job_from_json
 
 log = get_logger("syncd.inbound")
+
+# Job events come from syncd's poller (Xero sends none for jobs); PROJECT is what earlier
+# versions of the poller queued, still in the inbox of a database upgraded mid-flight.
+JOB = "JOB"
+JOB_CHANGED = "JOB.CHANGED"
+JOB_DELETED = "JOB.DELETED"
+JOB_CATEGORIES = frozenset({JOB, "PROJECT"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +76,7 @@ def link_view(link: JobLink) -> LinkView:
         xero_seen=link.xero_status_seen,
         xero_written=link.xero_status_written,
         xero_seen_at=link.xero_seen_at,
+        manager_written=link.manager_written,
     )
 
 
@@ -68,14 +86,14 @@ class InboundHandler:
         *,
         db: Database,
         crm: CrmPort,
-        projects: ProjectsApi,
+        backends: Backends,
         contacts: ContactsApi,
         invoices: InvoicesApi,
         clock: Clock,
     ) -> None:
         self.db = db
         self.crm = crm
-        self.projects = projects
+        self.backends = backends
         self.contacts = contacts
         self.invoices = invoices
         self.clock = clock
@@ -90,8 +108,8 @@ class InboundHandler:
             log.info("inbound.unknown_tenant", tenant=event.tenant_id, category=event.category)
             return Outcome("ignored", f"no practice has connected tenant {event.tenant_id}")
         company = CompanyId(owner.company_id)
-        if event.category == "PROJECT":
-            outcome = await self._project(company, event)
+        if event.category in JOB_CATEGORIES:
+            outcome = await self._job(company, event)
         elif event.category == "CONTACT":
             outcome = await self._contact(company, event)
         elif event.category == "INVOICE":
@@ -100,31 +118,49 @@ class InboundHandler:
             outcome = Outcome("ignored", f"{event.category} events are not used by syncd")
         return Outcome(outcome.state, outcome.result, company)
 
-    # -- projects ----------------------------------------------------------------------------
+    # -- jobs --------------------------------------------------------------------------------
 
-    async def _project(self, company: CompanyId, event: ClaimedEvent) -> Outcome:
+    async def _job(self, company: CompanyId, event: ClaimedEvent) -> Outcome:
         async with self.db.transaction() as session:
             links = await JobLinkRepository(session).for_job(
                 company=company, job_id=event.resource_id
             )
-            settings = await SettingsRepository(session).current(company=company)
+            practice = await SettingsRepository(session).practice(company=company)
         if not links:
             return Outcome("ignored", "the job is not linked to a CRM request")
         link = links[0]
-        if event.source == "webhook" and is_stale(link_view(link), event.event_at):
-            return Outcome("ignored", "stale: older than what syncd already holds")
+        if event.event_type == JOB_DELETED:
+            return await self._deleted(company, link)
         try:
-            project = await self._current_project(company, event, link)
+            job = await self._current_job(company, event, link, practice)
         except NotFound:
-            return Outcome("ignored", "the job no longer exists in Xero (a reconcile finding)")
+            return await self._deleted(company, link)
         request = await self.crm.get_request(company=company, request_id=link.request_id)
         if request is None:
             return Outcome("ignored", "the linked CRM request no longer exists")
+        notes = []
+        if practice.capabilities.follows_details:
+            notes = await self._details(company, link, job, request)
+        outcome = await self._state(company, event, link, job, request, practice)
+        if notes:
+            return Outcome(outcome.state, "; ".join([outcome.result, *notes]))
+        return outcome
+
+    async def _state(
+        self,
+        company: CompanyId,
+        event: ClaimedEvent,
+        link: JobLink,
+        job: Job,
+        request: CrmRequest,
+        practice: Practice,
+    ) -> Outcome:
+        settings = practice.settings
         decision = decide_inbound(
-            mapping=settings.status_mapping(),
+            mapping=practice.mapping,
             link=link_view(link),
             crm_status=request.status,
-            xero_state=project.status,
+            xero_state=job.state,
             policy=settings.conflict_policy,
             crm_changed_at=request.updated_at,
             xero_changed_at=event.event_at,
@@ -145,14 +181,14 @@ class InboundHandler:
                 self.db,
                 company,
                 link.id,
-                xero_seen=project.status,
+                xero_seen=job.state,
                 xero_seen_at=seen_at,
                 crm_status=decision.status.value,
                 crm_seen_at=write.updated_at,
                 now=now,
                 conflict=(
                     request.status,
-                    project.status,
+                    job.state,
                     settings.conflict_policy.value,
                     decision.conflict,
                 )
@@ -164,7 +200,7 @@ class InboundHandler:
                 company=company,
                 request=request.request_id,
                 status=decision.status.value,
-                xero=project.status,
+                xero=job.state,
             )
             return Outcome("done", f"CRM status set to {decision.status.value}")
         if isinstance(decision, SetXeroState | Conflict):
@@ -180,12 +216,12 @@ class InboundHandler:
                 self.db,
                 company,
                 link.id,
-                xero_seen=project.status,
+                xero_seen=job.state,
                 xero_seen_at=seen_at,
                 now=now,
                 conflict=(
                     request.status,
-                    project.status,
+                    job.state,
                     settings.conflict_policy.value,
                     resolution,
                 ),
@@ -194,18 +230,108 @@ class InboundHandler:
             return Outcome("done", result or "conflict recorded for an admin (manual policy)")
         assert isinstance(decision, Ignore)
         await update_link(
-            self.db, company, link.id, xero_seen=project.status, xero_seen_at=seen_at, now=now
+            self.db, company, link.id, xero_seen=job.state, xero_seen_at=seen_at, now=now
         )
+        if not practice.mapping.knows(job.state):
+            log.warning(
+                "inbound.unknown_state",
+                company=company,
+                request=request.request_id,
+                state=job.state,
+            )
         return Outcome("ignored", decision.reason)
 
-    async def _current_project(
-        self, company: CompanyId, event: ClaimedEvent, link: JobLink
-    ) -> Project:
+    async def _details(
+        self, company: CompanyId, link: JobLink, job: Job, request: CrmRequest
+    ) -> list[str]:
+        """Carry a due date or manager changed in Xero to the CRM (compare-and-set); returns
+        what was done, for the event's result."""
+        notes: list[str] = []
+        now = self.clock.now()
+        due = decide_due(seen=link.xero_due_seen, xero=job.due, crm=request.due_date)
+        if isinstance(due, SetDueDate):
+            applied = await self.crm.apply_due_date(
+                company=company,
+                request_id=request.request_id,
+                due_date=due.due_date,
+                expected=request.due_date,
+                now=now,
+            )
+            if not applied:
+                raise TransientError("the CRM request changed meanwhile; the event is re-applied")
+            notes.append(f"CRM due date set to {due.due_date}")
+        async with self.db.transaction() as session:
+            accountants = [
+                m.crm_user_id
+                for m in await StaffMappingRepository(session).list(company=company)
+                if job.manager_id is not None and m.xero_staff_id == job.manager_id
+            ]
+        manager = decide_manager(
+            seen=link.xero_manager_seen,
+            written=link.xero_manager_written,
+            xero=job.manager_id,
+            crm_accountant=request.accountant_id,
+            accountants_of_xero=accountants,
+        )
+        accountant = request.accountant_id
+        if isinstance(manager, SetAccountant):
+            applied = await self.crm.apply_accountant(
+                company=company,
+                request_id=request.request_id,
+                accountant_id=manager.accountant_id,
+                expected=request.accountant_id,
+                now=now,
+            )
+            if not applied:
+                raise TransientError("the CRM request changed meanwhile; the event is re-applied")
+            accountant = manager.accountant_id
+            notes.append(f"CRM request reassigned to {manager.accountant_id}")
+        elif isinstance(manager, Record) and manager.note:
+            notes.append(manager.note)
+        if isinstance(due, Unchanged) and isinstance(manager, Unchanged):
+            return notes
+        async with self.db.transaction() as session:
+            current = await JobLinkRepository(session).get(
+                company=company, link_id=link.id, lock=True
+            )
+            if current is not None:
+                current.xero_due_seen = job.due
+                current.xero_manager_seen = job.manager_id
+                if isinstance(manager, SetAccountant):
+                    # The CRM now has the accountant of Xero's manager: nothing to send back.
+                    current.manager_written = accountant
+                    current.xero_manager_written = job.manager_id
+                current.version += 1
+                current.updated_at = now
+        return notes
+
+    async def _deleted(self, company: CompanyId, link: JobLink) -> Outcome:
+        """A job deleted in Xero changes nothing in the CRM: the link says so and
+        reconciliation reports it (`job_missing_in_xero`)."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            current = await JobLinkRepository(session).get(
+                company=company, link_id=link.id, lock=True
+            )
+            if current is not None and current.state != "missing":
+                current.state = "missing"
+                current.version += 1
+                current.updated_at = now
+        log.info("inbound.job_deleted", company=company, request=link.request_id)
+        return Outcome("ignored", "the job was deleted in Xero (a reconcile finding)")
+
+    async def _current_job(
+        self, company: CompanyId, event: ClaimedEvent, link: JobLink, practice: Practice
+    ) -> Job:
         snapshot = event.payload.get("snapshot")
         unchanged = event.payload.get("link_version") == link.version
-        if event.source == "poller" and isinstance(snapshot, dict) and unchanged:
-            return parse_project(snapshot)
-        return await self.projects.get(company, event.resource_id)
+        # A snapshot without job_id is an earlier version's project: it is fetched again.
+        usable = isinstance(snapshot, dict) and "job_id" in snapshot
+        if event.source == "poller" and usable and unchanged:
+            assert isinstance(snapshot, dict)
+            return job_from_json(snapshot)
+        backend = self.backends.of(practice.backend)
+        return await backend.job(company, job_id=event.resource_id, number=link.xero_job_number)
 
     # -- contacts and invoices ---------------------------------------------------------------
 
@@ -296,7 +422,10 @@ async def update_link(
         link = await JobLinkRepository(session).get(company=company, link_id=link_id, lock=True)
         if link is None:
             return
-        if xero_seen not in (link.xero_status_seen, link.xero_status_written):
+        if not (
+            same_state(xero_seen, link.xero_status_seen)
+            or same_state(xero_seen, link.xero_status_written)
+        ):
             # Xero moved somewhere syncd did not send it: what syncd wrote is history now, and
             # Xero returning to that state later is a change, not an echo.
             link.xero_status_written = None
@@ -338,32 +467,35 @@ async def apply_crm_status(
     *,
     db: Database,
     crm: CrmPort,
-    projects: ProjectsApi,
+    backends: Backends,
     clock: Clock,
     company: CompanyId,
     request_id: str,
 ) -> bool:
     """Set the CRM request to the class of its Xero job's current state (reconciliation's
-    "accept Xero's side"); compare-and-set, like every inbound write. False if it could not."""
+    "accept Xero's side"); compare-and-set, like every inbound write. False if it could not
+    (among others: a state of unknown class, which is never guessed)."""
     async with db.transaction() as session:
         link = await JobLinkRepository(session).for_request(company=company, request_id=request_id)
-        settings = await SettingsRepository(session).current(company=company)
+        practice = await SettingsRepository(session).practice(company=company)
     if link is None or link.xero_job_id is None:
         return False
     try:
-        project = await projects.get(company, link.xero_job_id)
+        job = await backends.of(practice.backend).job(
+            company, job_id=link.xero_job_id, number=link.xero_job_number
+        )
     except NotFound:
         return False
     request = await crm.get_request(company=company, request_id=request_id)
-    if request is None:
+    mapping = practice.mapping
+    if request is None or not mapping.knows(job.state):
         return False
-    mapping = settings.status_mapping()
-    xero_class = mapping.xero_class(project.status)
+    xero_class = mapping.xero_class(job.state)
     now = clock.now()
     if mapping.crm_class(request.status) is xero_class:
-        await update_link(db, company, link.id, xero_seen=project.status, xero_seen_at=now, now=now)
+        await update_link(db, company, link.id, xero_seen=job.state, xero_seen_at=now, now=now)
         return True
-    target = mapping.inbound[xero_class].value
+    target = mapping.crm_status_for(job.state).value
     write = await crm.apply_status(
         company=company, request_id=request_id, status=target, expected=request.status, now=now
     )
@@ -373,7 +505,7 @@ async def apply_crm_status(
         db,
         company,
         link.id,
-        xero_seen=project.status,
+        xero_seen=job.state,
         xero_seen_at=now,
         now=now,
         crm_status=target,

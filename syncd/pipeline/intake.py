@@ -56,14 +56,14 @@ async def take(
             await session.flush()
             if await ConnectionRepository(session).get_active(company=company) is None:
                 return Intake(note="the practice is not connected to Xero: nothing to do")
-            practice = await SettingsRepository(session).current(company=company)
+            practice = await SettingsRepository(session).practice(company=company)
             if request is not None:
                 tasks = await plan(
                     session,
                     company=company,
                     request=request,
                     client=client,
-                    settings=practice,
+                    practice=practice,
                     now=now,
                 )
                 return Intake(tasks=tasks)
@@ -71,7 +71,7 @@ async def take(
             mapped = await ContactMappingRepository(session).for_client(
                 company=company, client_id=client.user_id
             )
-            if mapped is None or not practice.sync_client_details:
+            if mapped is None or not practice.settings.sync_client_details:
                 return Intake(note="the client is not mapped, or details are not synced")
             spec = sync_contact(client.user_id, client.full_name, client.email)
             added = await enqueue(session, new_task(company, spec), now=now)

@@ -16,15 +16,20 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from syncd.crm.port import CrmPort
+from syncd.domain.backends import CAPABILITIES, Backend
 from syncd.domain.ids import CompanyId
 from syncd.domain.suggestions import Candidate, Suggestion, SuggestionIndex, conflicts
+from syncd.domain.tasks import set_job_manager
+from syncd.pipeline.outbox import enqueue, new_task
 from syncd.services import Services, XeroSide
 from syncd.store.connections import ConnectionRepository
+from syncd.store.links import JobLinkRepository
 from syncd.store.mappings import (
     ContactMappingRepository,
     ServiceMappingRepository,
     StaffMappingRepository,
 )
+from syncd.xero.jobs import JobBackend
 
 
 class MappingInvalid(Exception):
@@ -77,16 +82,15 @@ async def _backend(services: Services, company: CompanyId) -> str:
     return connection.backend
 
 
+def _jobs(services: Services, backend: str) -> JobBackend:
+    return _xero(services).backends.of(Backend(backend))
+
+
 async def staff_candidates(services: Services, company: CompanyId, backend: str) -> list[Candidate]:
-    xero = _xero(services)
-    if backend == "practicemanager":
-        return [
-            Candidate(xero_id=s.staff_id, name=s.name, email=s.email)
-            for s in await xero.practice_manager.staff(company)
-        ]
+    """Practice Manager staff, or the Projects users who stand in for them."""
     return [
-        Candidate(xero_id=u.user_id, name=u.name, email=u.email)
-        for u in await xero.projects.users(company)
+        Candidate(xero_id=s.staff_id, name=s.name, email=s.email)
+        for s in await _jobs(services, backend).staff(company)
     ]
 
 
@@ -94,15 +98,18 @@ async def template_candidates(
     services: Services, company: CompanyId, backend: str
 ) -> list[Candidate] | None:
     """None: the backend has no job templates (Xero Projects)."""
-    if backend != "practicemanager":
+    templates = await _jobs(services, backend).templates(company)
+    if templates is None:
         return None
-    templates = await _xero(services).practice_manager.templates(company)
-    return [Candidate(xero_id=t.template_id, name=t.name, email=None) for t in templates]
+    return [Candidate(xero_id=t.choice_id, name=t.name, email=None) for t in templates]
 
 
-async def contact_candidates(services: Services, company: CompanyId) -> list[Candidate]:
-    contacts = _xero(services).contacts.list_all(company, include_archived=False)
-    return [Candidate(xero_id=c.contact_id, name=c.name, email=c.email) async for c in contacts]
+async def contact_candidates(
+    services: Services, company: CompanyId, backend: str
+) -> list[Candidate]:
+    """Accounting contacts (Projects) or Practice Manager clients, archived ones left out."""
+    clients = await _jobs(services, backend).clients(company, include_archived=False)
+    return [Candidate(xero_id=c.client_id, name=c.name, email=c.email) for c in clients]
 
 
 # -- views -----------------------------------------------------------------------------------
@@ -187,7 +194,7 @@ async def service_view(services: Services, company: CompanyId) -> MappingView:
 
 async def contact_view(services: Services, company: CompanyId) -> MappingView:
     backend = await _backend(services, company)
-    candidates = await contact_candidates(services, company)
+    candidates = await contact_candidates(services, company, backend)
     clients = await _crm(services).list_clients(company=company)
     async with services.db.transaction() as session:
         saved = {
@@ -348,10 +355,6 @@ async def _client_ids(crm: CrmPort, company: CompanyId) -> set[str]:
     return {p.user_id for p in await crm.list_clients(company=company)}
 
 
-async def _contacts(services: Services, company: CompanyId, backend: str) -> list[Candidate]:
-    return await contact_candidates(services, company)
-
-
 @dataclass(frozen=True, slots=True)
 class Kind:
     """What differs between the three mappings when saving."""
@@ -370,7 +373,9 @@ STAFF = Kind(
 SERVICES = Kind(
     "service_id", "template_id", "service", template_candidates, _service_ids, _store_service
 )
-CONTACTS = Kind("client_id", "contact_id", "client", _contacts, _client_ids, _store_contact)
+CONTACTS = Kind(
+    "client_id", "contact_id", "client", contact_candidates, _client_ids, _store_contact
+)
 
 
 async def save(services: Services, company: CompanyId, raw: Any, kind: Kind) -> None:
@@ -394,6 +399,30 @@ async def save(services: Services, company: CompanyId, raw: Any, kind: Kind) -> 
     async with services.db.transaction() as session:
         for _, crm_id, xero_id in rows:
             await kind.store(session, company, crm_id, by_id[xero_id] if xero_id else None, now)
+        if kind is STAFF and CAPABILITIES[Backend(backend)].managers:
+            await _reassign_managers(session, company, rows, now)
+
+
+async def _reassign_managers(
+    session: AsyncSession,
+    company: CompanyId,
+    rows: Sequence[tuple[int, str, str | None]],
+    now: datetime,
+) -> None:
+    """An accountant newly mapped (or mapped to someone else) becomes the manager of the jobs
+    syncd has for them: a manager task per job whose manager differs, in the mapping's
+    transaction."""
+    for _, accountant, staff_id in rows:
+        if staff_id is None:
+            continue
+        for link in await JobLinkRepository(session).for_manager(
+            company=company, accountant_id=accountant
+        ):
+            if link.xero_manager_written != staff_id or link.xero_manager_seen != staff_id:
+                spec = set_job_manager(
+                    link.request_id, accountant, f"mapped-{staff_id}-{int(now.timestamp())}"
+                )
+                await enqueue(session, new_task(company, spec), now=now)
 
 
 async def save_staff(services: Services, company: CompanyId, raw: Any) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from syncd.crm.port import CrmPerson, CrmRequest
 from syncd.domain.ids import CompanyId
-from syncd.domain.sync_settings import SyncSettings
+from syncd.domain.sync_settings import Practice
 from syncd.domain.tasks import TaskSpec, plan_request, sync_contact
 from syncd.pipeline.inbound import link_view
 from syncd.pipeline.outbox import enqueue, new_task
@@ -26,7 +26,7 @@ async def plan(
     company: CompanyId,
     request: CrmRequest,
     client: CrmPerson | None,
-    settings: SyncSettings,
+    practice: Practice,
     now: datetime,
 ) -> list[TaskSpec]:
     """Enqueue what `request` calls for; returns the specs that became new tasks."""
@@ -34,14 +34,16 @@ async def plan(
         company=company, request_id=request.request_id
     )
     specs = plan_request(
-        mapping=settings.status_mapping(),
+        mapping=practice.mapping,
         request_id=request.request_id,
         status=request.status,
         version=request.updated_at.isoformat(),
         link=link_view(link) if link is not None else None,
         has_job=link is not None and link.xero_job_id is not None,
+        accountant_id=request.accountant_id,
+        managed=practice.capabilities.managers,
     )
-    if client is not None and settings.sync_client_details:
+    if client is not None and practice.settings.sync_client_details:
         mapping = await ContactMappingRepository(session).for_client(
             company=company, client_id=client.user_id
         )

@@ -10,29 +10,72 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from syncd.domain.backends import Backend, default_mapping
+from syncd.domain.errors import SyncError
 from syncd.domain.ids import CompanyId
 from syncd.domain.sync_settings import SettingsInvalid, SyncSettings, parse_settings
+from syncd.logs import get_logger
 from syncd.pipeline.outbox import TaskRepository
 from syncd.services import Services
 from syncd.store.connections import ConnectionRepository
+from syncd.store.links import JobLinkRepository
 from syncd.store.models import InboxEvent, ReconciliationFinding, ReconciliationRun
 from syncd.store.reports import RunRepository
 from syncd.store.settings import SettingsRepository
 from syncd.store.sync_log import SyncLogRepository
+from syncd.xero.jobs import Choice
 
-PROJECTS_STATES = frozenset({"INPROGRESS", "CLOSED"})
+log = get_logger("syncd.practice")
 
 
-async def current_settings(services: Services, company: CompanyId) -> dict[str, Any]:
+async def job_categories(services: Services, company: CompanyId) -> list[Choice] | None:
+    """The job categories a practice can choose its default from (None: its backend has none,
+    or it is not connected)."""
+    async with services.db.transaction() as session:
+        connection = await ConnectionRepository(session).get_active(company=company)
+    xero = services.xero
+    if connection is None or xero is None:
+        return None
+    return await xero.backends.of(Backend(connection.backend)).categories(company)
+
+
+async def current_settings(
+    services: Services, company: CompanyId, *, with_categories: bool = True
+) -> dict[str, Any]:
+    """The settings, their defaults and history, the backend's state mapping (defaults and
+    the states seen in Xero that the practice has not classed) and, on Practice Manager, the
+    job categories to choose from (one Xero call; `with_categories` False skips it)."""
     async with services.db.transaction() as session:
         repository = SettingsRepository(session)
         latest = await repository.latest_row(company=company)
         history = await repository.history(company=company)
-        settings = await repository.current(company=company)
+        practice = await repository.practice(company=company)
+        seen_states = await JobLinkRepository(session).seen_states(company=company)
+    settings, mapping = practice.settings, practice.mapping
+    categories = None
+    if with_categories and practice.capabilities.categories:
+        try:
+            categories = await job_categories(services, company)
+        except SyncError as exc:
+            categories = None
+            log.warning("settings.categories_unavailable", company=company, error=str(exc))
     return {
         "company_id": company,
         "version": latest.version if latest else 0,
         "settings": settings.to_json(),
+        "backend": practice.backend.value,
+        "backend_name": practice.backend.label,
+        "states": {
+            "default_mapping": {
+                status.value: state
+                for status, state in default_mapping(practice.backend).outbound.items()
+            },
+            "fixed": practice.capabilities.fixed_states,
+            "unclassed_seen": sorted(s for s in seen_states if not mapping.knows(s)),
+        },
+        "categories": None
+        if categories is None
+        else [{"id": c.choice_id, "name": c.name} for c in categories],
         "defaults": {
             "poll_interval_minutes": services.settings.poll_interval_minutes,
             "reconcile_interval_minutes": services.settings.reconcile_interval_minutes,
@@ -61,26 +104,22 @@ def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]
 async def save_settings(
     services: Services, company: CompanyId, changes: Mapping[str, Any], *, by: str
 ) -> SyncSettings:
-    """Validate `changes` over the current settings (all problems at once) and store them as
-    a new version. Raises SettingsInvalid."""
+    """Validate `changes` over the current settings (all problems at once) against what the
+    practice's backend has, and store them as a new version. Raises SettingsInvalid."""
+    async with services.db.transaction() as session:
+        practice = await SettingsRepository(session).practice(company=company)
+    current = practice.settings
+    updated = parse_settings(changes, base=current, backend=practice.backend)
+    if updated.job_category_id and updated.job_category_id != current.job_category_id:
+        categories = await job_categories(services, company) or []
+        if updated.job_category_id not in {c.choice_id for c in categories}:
+            raise SettingsInvalid(
+                {"job_category_id": "no such job category in this practice's Practice Manager"}
+            )
     async with services.db.transaction() as session:
         repository = SettingsRepository(session)
-        current = await repository.current(company=company)
-        updated = parse_settings(changes, base=current)
-        connection = await ConnectionRepository(session).get(company=company)
-        if connection is None or connection.backend == "projects":
-            wrong = {
-                s: v
-                for s, v in updated.status_overrides.items()
-                if v.upper() not in PROJECTS_STATES
-            }
-            if wrong:
-                raise SettingsInvalid(
-                    {
-                        "status_overrides": "Xero Projects only has INPROGRESS and CLOSED; "
-                        f"not {', '.join(sorted(set(wrong.values())))}"
-                    }
-                )
+        if await repository.current(company=company) != current:
+            raise SettingsInvalid({"settings": "changed by someone else meanwhile: reload"})
         if updated != current:
             await repository.save(
                 company=company, settings=updated, by=by, now=services.clock.now()
@@ -92,6 +131,7 @@ async def save_settings(
 class Dashboard:
     connected: bool
     tenant_name: str | None
+    backend_name: str | None
     needs_reconnect: bool
     calls_today: int
     day_limit: int
@@ -137,6 +177,7 @@ async def dashboard(services: Services, company: CompanyId) -> Dashboard:
     return Dashboard(
         connected=bool(active and connection and not connection.needs_reconnect),
         tenant_name=connection.tenant_name if active and connection else None,
+        backend_name=Backend(connection.backend).label if active and connection else None,
         needs_reconnect=bool(active and connection and connection.needs_reconnect),
         calls_today=calls,
         day_limit=xero.governor.limits.per_day if xero else services.settings.xero_day_limit,

@@ -30,12 +30,13 @@ from reconcilers.snapshots import (
 from syncd.clock import Clock
 from syncd.crm.port import CrmPort
 from syncd.domain.ids import CompanyId, new_id
-from syncd.domain.sync_settings import SyncSettings
+from syncd.domain.statuses import StatusClass
+from syncd.domain.sync_settings import Practice, SyncSettings
 from syncd.domain.tasks import TaskSpec, create_job, request_order, set_job_state
 from syncd.logs import get_logger
 from syncd.pipeline.inbound import apply_crm_status
 from syncd.pipeline.outbox import TaskRepository, enqueue, new_task
-from syncd.pipeline.poller import ProjectCache
+from syncd.pipeline.poller import JobCache, Observation, observe
 from syncd.pipeline.worker import TaskContext
 from syncd.store.db import Database
 from syncd.store.links import JobLinkRepository
@@ -48,12 +49,12 @@ from syncd.store.models import OutboxTask, ReconciliationFinding, Reconciliation
 from syncd.store.reports import FindingRepository, RunRepository
 from syncd.store.settings import SettingsRepository
 from syncd.xero.audit import call_scope
-from syncd.xero.contacts import ContactsApi
-from syncd.xero.projects import ProjectsApi
+from syncd.xero.jobs import Backends
 
 log = get_logger("syncd.reconcile")
 
 RECONCILE = "reconcile_company"
+OPEN = StatusClass.OPEN
 HEALABLE = frozenset(
     {
         Action.CREATE_JOB,
@@ -124,15 +125,13 @@ class Reconciler:
         *,
         db: Database,
         crm: CrmPort,
-        projects: ProjectsApi,
-        contacts: ContactsApi,
+        backends: Backends,
         clock: Clock,
-        cache: ProjectCache | None = None,
+        cache: JobCache | None = None,
     ) -> None:
         self.db = db
         self.crm = crm
-        self.projects = projects
-        self.contacts = contacts
+        self.backends = backends
         self.clock = clock
         self.cache = cache
         self.progress: dict[str, Progress] = {}  # run id -> listener (the CLI's progress bar)
@@ -160,15 +159,15 @@ class Reconciler:
                 raise ValueError(f"no reconciliation run {run_id} for practice {company}")
             dry_run = run.dry_run
             run.state, run.started_at = "running", now
-            settings = await SettingsRepository(session).current(company=company)
+            practice = await SettingsRepository(session).practice(company=company)
         try:
             with call_scope() as scope:
-                snapshot = await self._snapshot(company, settings, report)
+                snapshot = await self._snapshot(company, practice, report)
                 report("comparing", 4, 6)
                 result = reconcile(snapshot)
                 report("healing" if not dry_run else "proposing", 5, 6)
                 states, actions = await self._apply(
-                    company, result.findings, settings, dry_run, run_id
+                    company, result.findings, practice.settings, dry_run, run_id
                 )
             outcome = await self._store(
                 company, run_id, result.findings, states, actions, scope.calls
@@ -193,9 +192,7 @@ class Reconciler:
 
     # -- snapshot ----------------------------------------------------------------------------
 
-    async def _snapshot(
-        self, company: CompanyId, settings: SyncSettings, report: Progress
-    ) -> Snapshot:
+    async def _snapshot(self, company: CompanyId, practice: Practice, report: Progress) -> Snapshot:
         report("reading the CRM", 1, 6)
         requests = await self.crm.list_requests(company=company)
         clients = await self.crm.list_clients(company=company)
@@ -210,17 +207,28 @@ class Reconciler:
                 company=company, states=["pending", "running"], limit=100_000
             )
         report("listing Xero jobs", 2, 6)
-        cached = (
-            self.cache.fresh(
-                company, links_changed_at=max((link.updated_at for link in links), default=None)
-            )
-            if self.cache is not None
-            else None
+        # A job the listing leaves out (closed, on XPM) stands as its link last saw it; where
+        # its request is open again, what Xero has now matters: it is fetched.
+        mapping = practice.mapping
+        reopened = {r.request_id for r in requests if mapping.crm_class(r.status) is OPEN}
+        verify = frozenset(
+            link.xero_job_id
+            for link in links
+            if link.xero_job_id is not None
+            and link.request_id in reopened
+            and mapping.xero_class(link.xero_status_seen or "") is StatusClass.CLOSED
         )
-        jobs = cached if cached is not None else [p async for p in self.projects.list_all(company)]
+        seen: Observation | None = None
+        if self.cache is not None and not verify:
+            changed_at = max((link.updated_at for link in links), default=None)
+            seen = self.cache.fresh(company, links_changed_at=changed_at)
+        if seen is None:
+            seen = await observe(self.backends, company, practice, links, verify=verify)
         report("listing Xero contacts and staff", 3, 6)
-        contacts = [c async for c in self.contacts.list_all(company, include_archived=True)]
-        staff = await self.projects.users(company)
+        backend = self.backends.of(practice.backend)
+        contacts = await backend.clients(company, include_archived=True)
+        staff = await backend.staff(company)
+        capabilities = practice.capabilities
         return Snapshot(
             requests=[
                 CrmRequest(
@@ -243,16 +251,14 @@ class Reconciler:
             ],
             services=[CrmService(service_id=s.service_id, name=s.name) for s in services],
             jobs=[
-                XeroJob(job_id=p.project_id, contact_id=p.contact_id, name=p.name, status=p.status)
-                for p in jobs
+                XeroJob(job_id=j.job_id, contact_id=j.client_id, name=j.name, status=j.state)
+                for j in seen.jobs.values()
             ],
             contacts=[
-                XeroContact(
-                    contact_id=c.contact_id, name=c.name, email=c.email, archived=c.archived
-                )
+                XeroContact(contact_id=c.client_id, name=c.name, email=c.email, archived=c.archived)
                 for c in contacts
             ],
-            staff=[XeroStaff(staff_id=u.user_id, name=u.name, email=u.email) for u in staff],
+            staff=[XeroStaff(staff_id=u.staff_id, name=u.name, email=u.email) for u in staff],
             links=[
                 Link(
                     request_id=link.request_id,
@@ -260,6 +266,8 @@ class Reconciler:
                     crm_seen=link.crm_status_seen,
                     xero_seen=link.xero_status_seen,
                     xero_written=link.xero_status_written,
+                    deleted=link.state == "missing"
+                    or (link.xero_job_id is not None and link.xero_job_id in seen.deleted),
                 )
                 for link in links
             ],
@@ -269,9 +277,13 @@ class Reconciler:
                 services={m.crm_service_id: m.xero_template_id for m in service_map},
             ),
             busy_requests=frozenset(_busy(busy[0])),
-            capabilities=Capabilities(templates=False, staff=True),
-            status_mapping=settings.status_mapping(),
-            conflict_policy=settings.conflict_policy,
+            capabilities=Capabilities(
+                templates=capabilities.templates,
+                staff=True,
+                lists_closed_jobs=capabilities.lists_closed_jobs,
+            ),
+            status_mapping=practice.mapping,
+            conflict_policy=practice.settings.conflict_policy,
         )
 
     # -- policy --------------------------------------------------------------------------------
@@ -338,6 +350,8 @@ class Reconciler:
                 if link is not None:
                     link.state, link.xero_job_id, link.xero_job_number = "pending", None, None
                     link.xero_status_seen = link.xero_status_written = None
+                    link.xero_manager_seen = link.xero_manager_written = None
+                    link.xero_due_seen = link.manager_written = None
                     link.version += 1
                     link.updated_at = now
                 await enqueue(session, new_task(company, _recreate(request_id, run_id)), now=now)
@@ -345,10 +359,8 @@ class Reconciler:
         if action is Action.PUSH_CRM_STATUS and request_id:
             request = await self.crm.get_request(company=company, request_id=request_id)
             async with self.db.transaction() as session:
-                settings = await SettingsRepository(session).current(company=company)
-                target = (
-                    settings.status_mapping().xero_state_for(request.status) if request else None
-                )
+                practice = await SettingsRepository(session).practice(company=company)
+                target = practice.mapping.xero_state_for(request.status) if request else None
                 if request is None or target is None:
                     return False
                 observed = (finding.xero or {}).get("status")
@@ -367,7 +379,7 @@ class Reconciler:
             return await apply_crm_status(
                 db=self.db,
                 crm=self.crm,
-                projects=self.projects,
+                backends=self.backends,
                 clock=self.clock,
                 company=company,
                 request_id=request_id,

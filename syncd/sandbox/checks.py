@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from syncd.sandbox.models import LedgerEntry, Project
+from syncd.sandbox.models import Job, LedgerEntry, Project
 from syncd.sandbox.state import SandboxState
 
 
@@ -45,4 +45,14 @@ def duplicate_projects(state: SandboxState, tenant_id: str) -> list[list[Project
     groups: defaultdict[tuple[str, str], list[Project]] = defaultdict(list)
     for project in state.tenant(tenant_id).projects.values():
         groups[(project.contact_id, project.name.strip().casefold())].append(project)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def duplicate_jobs(state: SandboxState, tenant_id: str) -> list[list[Job]]:
+    """Groups of Practice Manager jobs sharing client and client order number (jobs without an
+    order number are never grouped): duplicate jobs, since syncd's reference is that number."""
+    groups: defaultdict[tuple[str, str], list[Job]] = defaultdict(list)
+    for job in state.tenant(tenant_id).jobs.values():
+        if job.client_order_number:
+            groups[(job.client_uuid, job.client_order_number)].append(job)
     return [group for group in groups.values() if len(group) > 1]

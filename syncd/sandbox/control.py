@@ -2,15 +2,13 @@
 sandbox in another process can be seeded, steered and inspected by the demo and by tests, and
 its webhooks configured, flushed and checked with intent-to-receive.
 
-Bad input answers 400 `{"error": "..."}`; unknown tenants, contacts, projects and invoices 404.
+Bad input answers 400 `{"error": "..."}`; unknown tenants, contacts, projects, invoices, clients
+and jobs 404. Practice Manager's routes are `control_practice.py`'s.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -18,8 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from syncd.sandbox import checks
+from syncd.sandbox import checks, control_practice
 from syncd.sandbox.contacts import contact_json
+from syncd.sandbox.control_body import Body, Handler, guarded, read_json
 from syncd.sandbox.identity import connection_json
 from syncd.sandbox.invoices import invoice_json
 from syncd.sandbox.models import (
@@ -28,7 +27,6 @@ from syncd.sandbox.models import (
     Limits,
     SandboxError,
     Tenant,
-    UnknownEntity,
     parse_iso,
 )
 from syncd.sandbox.projects import project_json
@@ -36,94 +34,6 @@ from syncd.sandbox.state import SandboxState
 from syncd.sandbox.webhooks import WebhookDispatcher
 
 PREFIX = "/_sandbox"
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-class _Body:
-    """A JSON object body with typed, validated field access."""
-
-    def __init__(self, data: dict[str, Any], allowed: set[str]) -> None:
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise SandboxError(f"unknown field(s): {', '.join(unknown)}")
-        self.data = data
-
-    def text(self, name: str) -> str:
-        value = self.data.get(name)
-        if not isinstance(value, str) or not value.strip():
-            raise SandboxError(f"{name} is required and must be a non-empty string")
-        return value
-
-    def optional_text(self, name: str) -> str | None:
-        value = self.data.get(name)
-        if value is not None and not isinstance(value, str):
-            raise SandboxError(f"{name} must be a string")
-        return value
-
-    def optional_bool(self, name: str) -> bool | None:
-        value = self.data.get(name)
-        if value is not None and not isinstance(value, bool):
-            raise SandboxError(f"{name} must be true or false")
-        return value
-
-    def optional_int(self, name: str) -> int | None:
-        value = self.data.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise SandboxError(f"{name} must be a whole number")
-        return value
-
-    def optional_number(self, name: str) -> float | None:
-        value = self.data.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise SandboxError(f"{name} must be a number")
-        return None if value is None else float(value)
-
-    def amount(self, name: str) -> Decimal:
-        value = self.data.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise SandboxError(f"{name} is required and must be a number")
-        try:
-            return Decimal(str(value))
-        except InvalidOperation:
-            raise SandboxError(f"{name} must be a number, not {value!r}") from None
-
-    def optional_date(self, name: str) -> date | None:
-        value = self.optional_text(name)
-        try:
-            return date.fromisoformat(value) if value else None
-        except ValueError:
-            raise SandboxError(f"{name} must be a date (YYYY-MM-DD), not {value!r}") from None
-
-    def texts(self, name: str, *, nullable: bool = False) -> list[str] | None:
-        value = self.data.get(name)
-        if value is None and nullable:
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise SandboxError(f"{name} must be a list of strings")
-        return list(value)
-
-
-async def _json(request: Request, allowed: set[str]) -> _Body:
-    raw = await request.body()
-    try:
-        data = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError):
-        raise SandboxError("body must be JSON") from None
-    if not isinstance(data, dict):
-        raise SandboxError("body must be a JSON object")
-    return _Body(data, allowed)
-
-
-def _guarded(handler: Handler) -> Handler:
-    async def guarded(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except UnknownEntity as exc:
-            return JSONResponse({"error": str(exc)}, status_code=404)
-        except (ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-
-    return guarded
 
 
 def _tenant_json(tenant: Tenant) -> dict[str, Any]:
@@ -138,10 +48,13 @@ def _tenant_json(tenant: Tenant) -> dict[str, Any]:
         "users": len(tenant.users),
         "templates": len(tenant.templates),
         "staff": len(tenant.staff),
+        "clients": len(tenant.clients),
+        "jobs": len(tenant.jobs),
+        "categories": len(tenant.categories),
     }
 
 
-def _merged(current: Any, body: _Body, fields: set[str]) -> dict[str, Any]:
+def _merged(current: Any, body: Body, fields: set[str]) -> dict[str, Any]:
     values = asdict(current)
     values.update({k: v for k, v in body.data.items() if k in fields})
     return values
@@ -166,7 +79,7 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
             "webhook_url",
             "name",
         }
-        body = await _json(request, allowed)
+        body = await read_json(request, allowed)
         app = state.register_app(
             body.text("client_id"),
             body.optional_text("client_secret"),
@@ -184,7 +97,7 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
         return JSONResponse([_tenant_json(t) for t in state.tenants.values()])
 
     async def add_tenant(request: Request) -> Response:
-        body = await _json(request, {"name", "tenant_type", "tenant_id", "currency"})
+        body = await read_json(request, {"name", "tenant_type", "tenant_id", "currency"})
         tenant = state.add_tenant(
             body.text("name"),
             tenant_type=body.optional_text("tenant_type") or "ORGANISATION",
@@ -198,7 +111,7 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
 
     async def consent(request: Request) -> Response:
         if request.method == "PUT":
-            body = await _json(request, {"tenant_ids", "user_id"})
+            body = await read_json(request, {"tenant_ids", "user_id"})
             tenant_ids = body.texts("tenant_ids", nullable=True)
             for tenant_id in tenant_ids or []:
                 state.tenant(tenant_id)
@@ -212,25 +125,9 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
         tenant = state.tenant(request.path_params["tenant_id"])
         if request.method == "GET":
             return JSONResponse(list(tenant.users))
-        body = await _json(request, {"name", "email"})
+        body = await read_json(request, {"name", "email"})
         user = state.add_user(tenant.tenant_id, body.text("name"), body.text("email"))
         return JSONResponse(user, status_code=201)
-
-    async def templates(request: Request) -> Response:
-        tenant = state.tenant(request.path_params["tenant_id"])
-        if request.method == "GET":
-            return JSONResponse(list(tenant.templates))
-        body = await _json(request, {"name"})
-        template = state.add_template(tenant.tenant_id, body.text("name"))
-        return JSONResponse(template, status_code=201)
-
-    async def staff(request: Request) -> Response:
-        tenant = state.tenant(request.path_params["tenant_id"])
-        if request.method == "GET":
-            return JSONResponse(list(tenant.staff))
-        body = await _json(request, {"name", "email"})
-        member = state.add_staff(tenant.tenant_id, body.text("name"), body.text("email"))
-        return JSONResponse(member, status_code=201)
 
     async def contacts(request: Request) -> Response:
         tenant = state.tenant(request.path_params["tenant_id"])
@@ -244,7 +141,7 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
             "contact_number",
             "account_number",
         }
-        body = await _json(request, allowed)
+        body = await read_json(request, allowed)
         contact = state.add_contact(
             tenant.tenant_id,
             body.text("name"),
@@ -266,7 +163,7 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
             "account_number",
             "status",
         }
-        body = await _json(request, fields)
+        body = await read_json(request, fields)
         changes = {name: body.optional_text(name) for name in body.data}
         if "status" in changes and changes["status"] is None:
             raise SandboxError("status must be a string")
@@ -285,7 +182,7 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
         tenant = state.tenant(request.path_params["tenant_id"])
         if request.method == "GET":
             return JSONResponse([project_json(p) for p in tenant.projects.values()])
-        body = await _json(request, {"contact_id", "name", "deadline", "estimate"})
+        body = await read_json(request, {"contact_id", "name", "deadline", "estimate"})
         deadline_text = body.optional_text("deadline")
         estimate = body.data.get("estimate")
         try:
@@ -311,7 +208,7 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
         return JSONResponse(project_json(state.project(tenant_id, project_id)))
 
     async def project_status(request: Request) -> Response:
-        body = await _json(request, {"status"})
+        body = await read_json(request, {"status"})
         project = state.set_project_status(
             request.path_params["tenant_id"],
             request.path_params["project_id"],
@@ -334,7 +231,7 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
             "issued_on",
             "due_on",
         }
-        body = await _json(request, allowed)
+        body = await read_json(request, allowed)
         invoice = state.add_invoice(
             tenant.tenant_id,
             contact_id=body.text("contact_id"),
@@ -353,7 +250,7 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
         return JSONResponse(invoice_out(tenant_id, invoice))
 
     async def invoice_status(request: Request) -> Response:
-        body = await _json(request, {"status"})
+        body = await read_json(request, {"status"})
         tenant_id = request.path_params["tenant_id"]
         invoice = state.update_invoice_status(
             tenant_id, request.path_params["invoice_id"], body.text("status")
@@ -363,7 +260,7 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
     async def webhooks(request: Request) -> Response:
         if request.method == "PUT":
             fields = {"client_id", "url", "enabled", "webhook_key", "max_attempts", "retry_hours"}
-            body = await _json(request, fields)
+            body = await read_json(request, fields)
             subscription = state.configure_webhooks(
                 body.optional_text("url"),
                 client_id=body.optional_text("client_id"),
@@ -387,7 +284,7 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
         return JSONResponse({"deliveries": [delivery.as_json() for delivery in sent]})
 
     async def intent_to_receive(request: Request) -> Response:
-        body = await _json(request, {"client_id"})
+        body = await read_json(request, {"client_id"})
         result = await dispatcher.intent_to_receive(body.optional_text("client_id"))
         return JSONResponse(result.as_json())
 
@@ -404,7 +301,7 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
     async def limits(request: Request) -> Response:
         if request.method == "PUT":
             fields = {"per_minute", "per_day", "concurrent", "app_per_minute"}
-            body = await _json(request, fields | {"tenant_id"})
+            body = await read_json(request, fields | {"tenant_id"})
             tenant_id = body.optional_text("tenant_id")
             current = state.limits_for(tenant_id) if tenant_id else state.limits
             state.set_limits(Limits(**_merged(current, body, fields)), tenant_id=tenant_id)
@@ -424,7 +321,7 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
                 "lose_webhooks_next",
                 "webhooks_enabled",
             }
-            body = await _json(request, fields)
+            body = await read_json(request, fields)
             state.faults = Faults(**_merged(state.faults, body, fields))
         return JSONResponse(asdict(state.faults))
 
@@ -466,6 +363,10 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
                     [p.project_id for p in group]
                     for group in checks.duplicate_projects(state, tenant.tenant_id)
                 ],
+                "duplicate_jobs": [
+                    [j.number for j in group]
+                    for group in checks.duplicate_jobs(state, tenant.tenant_id)
+                ],
             }
         )
 
@@ -477,8 +378,6 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
         ("/tenants/{tenant_id}", get_tenant, ["GET"]),
         ("/consent", consent, ["GET", "PUT"]),
         ("/tenants/{tenant_id}/users", users, ["GET", "POST"]),
-        ("/tenants/{tenant_id}/templates", templates, ["GET", "POST"]),
-        ("/tenants/{tenant_id}/staff", staff, ["GET", "POST"]),
         ("/tenants/{tenant_id}/contacts", contacts, ["GET", "POST"]),
         ("/tenants/{tenant_id}/contacts/{contact_id}", update_contact, ["PATCH"]),
         ("/tenants/{tenant_id}/contacts/{contact_id}/archive", archive_contact, ["POST"]),
@@ -499,5 +398,6 @@ def routes(state: SandboxState, dispatcher: WebhookDispatcher) -> list[Route]:
         ("/webhooks/flush", flush_webhooks, ["POST"]),
         ("/webhooks/intent-to-receive", intent_to_receive, ["POST"]),
         ("/webhooks/deliveries", deliveries, ["GET"]),
+        *control_practice.routes(state),
     ]
-    return [Route(PREFIX + path, _guarded(h), methods=methods) for path, h, methods in table]
+    return [Route(PREFIX + path, guarded(h), methods=methods) for path, h, methods in table]

@@ -23,15 +23,15 @@ from syncd.sandbox.models import SandboxError
 XERO_API = "https://api.xero.com"
 BATCH_SIZE = 50
 RETRY_HOURS = 24.0
-EventCategory = Literal["CONTACT", "INVOICE", "PROJECT"]
-EventType = Literal["CREATE", "UPDATE", "project.status.changed", "project.completed"]
+# Xero has no Projects or Practice Manager webhooks (xero-facts 1.1): the sandbox sends none.
+EventCategory = Literal["CONTACT", "INVOICE"]
+EventType = Literal["CREATE", "UPDATE"]
 SubscriptionStatus = Literal["OK", "DISABLED", "INTENT_REQUIRED"]
 DeliveryKind = Literal["events", "intent"]
 # Where each category's resource lives. Always Xero's real host: syncd must never follow it.
 _RESOURCES: dict[str, str] = {
     "CONTACT": "/api.xro/2.0/Contacts/",
     "INVOICE": "/api.xro/2.0/Invoices/",
-    "PROJECT": "/projects.xro/2.0/Projects/",
 }
 _BASE64 = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
 

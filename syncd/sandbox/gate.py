@@ -1,5 +1,6 @@
 """The ASGI gate every simulated Xero request passes: ledger, bearer and tenant checks, scopes,
-rate limits, latency, injected failures, Idempotency-Key replays and dropped answers.
+rate limits, latency, injected failures, Idempotency-Key replays (not on Practice Manager, which
+does not document the header) and dropped answers.
 
 The routes behind it only see requests Xero would have let through; they find the tenant id
 in `request.state.tenant_id` and the grant in `request.state.grant`.
@@ -29,6 +30,7 @@ CONTROL_PREFIX = "/_sandbox"
 _API_PREFIXES = ("/projects.xro/2.0/", "/api.xro/2.0/", "/practicemanager/3.1/")
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MAX_IDEMPOTENCY_KEY = 128
+_UNKEYED_PREFIXES = ("/practicemanager/",)
 
 
 def kind_of(path: str) -> Kind:
@@ -256,6 +258,10 @@ class SandboxGate:
             return _stored(errors.problem(status, "sandbox injected fault")), False
         key = Headers(scope=scope).get("idempotency-key")
         if kind != "api" or tenant_id is None or method not in _WRITES or not key:
+            key = None
+        elif path.lower().startswith(_UNKEYED_PREFIXES):
+            # XPM does not document Idempotency-Key: a repeated write runs again, so syncd
+            # must find its earlier attempt itself (docs/practice-manager.md).
             key = None
         elif len(key) > _MAX_IDEMPOTENCY_KEY:
             refused = errors.problem(400, "Idempotency-Key must be at most 128 characters")

@@ -1,5 +1,5 @@
-"""Value types of the simulated Xero world: tenants, contacts, projects, invoices, apps, limits,
-faults, the ledger.
+"""Value types of the simulated Xero world: tenants, contacts, projects, invoices, Practice
+Manager clients, jobs, job states and categories, apps, limits, faults, the ledger.
 
 Plain frozen dataclasses and Xero's date formats; no IO. Imports nothing from syncd.
 """
@@ -33,7 +33,8 @@ class SandboxError(ValueError):
 
 
 class UnknownEntity(SandboxError, LookupError):
-    """The tenant, contact, project or invoice named does not exist."""
+    """The tenant, contact, project, invoice, Practice Manager client or job named does not
+    exist."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,9 +99,84 @@ class Invoice:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ClientContact:
+    """A person on a Practice Manager client (`<Contacts><Contact>`)."""
+
+    contact_uuid: str
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    is_primary: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PracticeClient:
+    """A Practice Manager client. A deleted one stays stored (its jobs still name it) but no
+    client call finds it any more."""
+
+    uuid: str
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    archived: bool = False
+    deleted: bool = False
+    contacts: tuple[ClientContact, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobState:
+    """A practice-defined job state: its interface `code` and whether it counts as completed
+    (a job in such a state leaves `job.api/current` and carries a CompletedDate)."""
+
+    code: str
+    completed: bool = False
+
+
+# What a new practice starts with (xero-facts 5.3): new jobs take the first.
+DEFAULT_JOB_STATES: tuple[JobState, ...] = (
+    JobState(code="Planned"),
+    JobState(code="In Progress"),
+    JobState(code="On Hold"),
+    JobState(code="Completed", completed=True),
+    JobState(code="Cancelled", completed=True),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Category:
+    """A Practice Manager job category (answered as the job's `Type`)."""
+
+    uuid: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """A Practice Manager job, addressed by its `number` (`ID`, e.g. J000001) and with a UUID.
+    `completed_date` is set while the job is in a completed state."""
+
+    number: str
+    uuid: str
+    name: str
+    description: str
+    client_uuid: str
+    client_order_number: str | None = None
+    state: str
+    start_date: date
+    due_date: date
+    completed_date: date | None = None
+    budget: Decimal = Decimal("0.00")
+    template_uuid: str | None = None
+    category_uuid: str | None = None
+    manager_uuid: str | None = None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Tenant:
     """One connected organisation. The containers are the tenant's live, mutable world; job
-    templates and staff (in XPM's element names) belong to PRACTICEMANAGER tenants."""
+    templates and staff (in XPM's element names), clients, jobs (by number), categories and
+    job states belong to PRACTICEMANAGER tenants."""
 
     tenant_id: str
     name: str
@@ -112,6 +188,12 @@ class Tenant:
     users: list[dict[str, str]] = field(default_factory=list)
     templates: list[dict[str, str]] = field(default_factory=list)  # Practice Manager only
     staff: list[dict[str, str]] = field(default_factory=list)  # Practice Manager only
+    clients: dict[str, PracticeClient] = field(default_factory=dict)  # Practice Manager only
+    jobs: dict[str, Job] = field(default_factory=dict)  # Practice Manager only
+    categories: list[Category] = field(default_factory=list)  # Practice Manager only
+    job_states: list[JobState] = field(  # Practice Manager only
+        default_factory=lambda: list(DEFAULT_JOB_STATES)
+    )
 
 
 def _whole(name: str, value: object, *, low: int, high: int | None = None) -> None:

@@ -1,10 +1,10 @@
 """The sandbox's in-memory world, in plain Python: apps, tenants and their contacts, projects,
-invoices, users and (Practice Manager) job templates and staff, credentials, limits, faults, the
-ledger and the webhook queue. The HTTP layer and the control API both drive this object; tests
-may drive it directly.
+invoices, users, credentials, limits, faults, the ledger and the webhook queue; Practice Manager's
+part (templates, staff, categories, job states, clients, jobs) is `practice_world.py`'s mixin.
+The HTTP layer and the control API both drive this object; tests may drive it directly.
 
 Every change a Xero user or an API call makes goes through a method here, which also queues the
-webhook event Xero (or, for projects, syncd's design) would send about it.
+webhook event Xero would send about it (Xero has none for Projects or Practice Manager).
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ from syncd.sandbox.models import (
     Tenant,
     UnknownEntity,
 )
+from syncd.sandbox.practice_world import PracticeWorld
 from syncd.sandbox.tokens import Authority
 
 TENANT_TYPES = ("ORGANISATION", "PRACTICEMANAGER", "PRACTICE")
 
 
-class SandboxState:
+class SandboxState(PracticeWorld):
     """Everything the simulated Xero knows. Single event loop, no locks needed.
 
     `consent_tenant_ids` picks the tenants the next authorize consents to (None: all);
@@ -72,6 +73,7 @@ class SandboxState:
         self.ledger: list[LedgerEntry] = []
         self.idempotency: dict[tuple[str, str, str, str], StoredResponse] = {}
         self._seq = 0
+        self.job_sequence = {}
         self.webhooks.clear()
 
     def reset(self) -> None:
@@ -151,35 +153,6 @@ class SandboxState:
         user = {"userId": self.new_id(), "name": name, "email": email}
         self.tenant(tenant_id).users.append(user)
         return user
-
-    def add_template(self, tenant_id: str, name: str) -> dict[str, str]:
-        """A Practice Manager job template (`UUID`, `Name`) of a PRACTICEMANAGER tenant."""
-        tenant = self._practice(tenant_id)
-        if not name.strip():
-            raise SandboxError("template name must not be empty")
-        template = {"UUID": self.new_id(), "Name": name.strip()}
-        tenant.templates.append(template)
-        return template
-
-    def add_staff(self, tenant_id: str, name: str, email: str) -> dict[str, str]:
-        """A Practice Manager staff member (`UUID`, `Name`, `Email`) of a PRACTICEMANAGER tenant
-        (Projects users are `add_user`)."""
-        tenant = self._practice(tenant_id)
-        if not name.strip() or not email.strip():
-            raise SandboxError("staff name and email must not be empty")
-        if "@" not in email:
-            raise SandboxError(f"staff email must be an email address, not {email!r}")
-        member = {"UUID": self.new_id(), "Name": name.strip(), "Email": email.strip()}
-        tenant.staff.append(member)
-        return member
-
-    def _practice(self, tenant_id: str) -> Tenant:
-        tenant = self.tenant(tenant_id)
-        if tenant.tenant_type != "PRACTICEMANAGER":
-            raise SandboxError(
-                f"tenant {tenant.tenant_id} is {tenant.tenant_type}, not PRACTICEMANAGER"
-            )
-        return tenant
 
     # -- contacts -------------------------------------------------------------------------
 
@@ -282,16 +255,9 @@ class SandboxState:
             raise UnknownEntity(f"unknown project {project_id}") from None
 
     def save_project(self, tenant_id: str, project: Project) -> Project:
-        """Store a changed project; a change of status queues a PROJECT event (Xero has no
-        Projects webhooks: these follow syncd's design, in Xero's envelope)."""
-        tenant = self.tenant(tenant_id)
-        before = tenant.projects.get(project.project_id)
-        tenant.projects[project.project_id] = project
-        if before is not None and before.status != project.status:
-            event_type: EventType = (
-                "project.completed" if project.status == "CLOSED" else "project.status.changed"
-            )
-            self._emit(tenant.tenant_id, "PROJECT", event_type, project.project_id)
+        """Store a changed project. Xero has no Projects webhooks (xero-facts 1.1): syncd polls,
+        so nothing is queued."""
+        self.tenant(tenant_id).projects[project.project_id] = project
         return project
 
     def set_project_status(self, tenant_id: str, project_id: str, status: str) -> Project:

@@ -7,6 +7,7 @@ timeout for another process. PostgreSQL needs nothing special.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,6 +29,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
+        # Above a worker's 20 tasks in flight: a task holding an advisory lock's connection
+        # (see Database.exclusive) must still find one for its transactions. Connections past
+        # the first five are opened on demand and closed when returned.
+        kwargs.setdefault("max_overflow", 25)
         return create_async_engine(url, **kwargs)
 
     engine = create_async_engine(
@@ -71,6 +76,25 @@ class Database:
         """One unit of work: commits when the block ends, rolls back if it raises."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def exclusive(self, key: str) -> AsyncIterator[None]:
+        """Hold `key` against every other process for the block (a PostgreSQL session advisory
+        lock on a connection of its own: a killed holder's lock dies with its connection). On
+        SQLite, syncd runs as one process, and an in-process lock is the caller's part."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+        lock_id = int.from_bytes(digest, "big", signed=True)
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": lock_id})
+            await connection.commit()
+            try:
+                yield
+            finally:
+                await connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+                await connection.commit()
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import select
+
 from syncd.domain.ids import CompanyId
 from syncd.store.models import JobLink
 from syncd.store.scoping import TenantRepository
@@ -41,6 +43,25 @@ class JobLinkRepository(TenantRepository[JobLink]):
         """Links whose job is (or is about to be) for this Xero contact."""
         return await self.all(
             self.scoped(company).where(JobLink.xero_contact_id == contact_id).order_by(JobLink.id)
+        )
+
+    async def seen_states(self, *, company: CompanyId) -> set[str]:
+        """The distinct job states syncd has seen in Xero for this practice's jobs."""
+        statement = (
+            select(JobLink.xero_status_seen)
+            .where(JobLink.company_id == company, JobLink.xero_status_seen.is_not(None))
+            .distinct()
+        )
+        if not company:
+            raise ValueError("a company is required for every tenant query")
+        return {str(v) for v in (await self.session.execute(statement)).scalars().all()}
+
+    async def for_manager(self, *, company: CompanyId, accountant_id: str) -> list[JobLink]:
+        """Linked jobs whose manager syncd last set (or tried to set) for this accountant."""
+        return await self.all(
+            self.scoped(company).where(
+                JobLink.manager_written == accountant_id, JobLink.xero_job_id.is_not(None)
+            )
         )
 
     async def list(self, *, company: CompanyId) -> list[JobLink]:

@@ -5,12 +5,13 @@ Unique keys of tenant tables lead with `company_id`. Times are aware UTC (`UTCDa
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -162,7 +163,13 @@ class JobLink(Base):
     xero_status_seen: Mapped[str | None] = mapped_column(String(40))
     xero_status_written: Mapped[str | None] = mapped_column(String(40))
     xero_seen_at: Mapped[datetime | None]
+    # The CRM accountant whose staff member syncd last made the job's manager.
     manager_written: Mapped[str | None] = mapped_column(String(36))
+    # Practice Manager: the manager (staff UUID) syncd last saw and last asked for, and the
+    # job's due date as last seen in Xero.
+    xero_manager_seen: Mapped[str | None] = mapped_column(String(36))
+    xero_manager_written: Mapped[str | None] = mapped_column(String(36))
+    xero_due_seen: Mapped[date | None] = mapped_column(Date)
     version: Mapped[int] = mapped_column(Integer, default=1)
     synced_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from syncd.domain.backends import Backend
 from syncd.domain.ids import CompanyId
-from syncd.domain.sync_settings import SyncSettings, parse_settings
+from syncd.domain.sync_settings import Practice, SyncSettings, parse_settings
+from syncd.store.connections import ConnectionRepository
 from syncd.store.models import SyncSettingsVersion
 from syncd.store.scoping import TenantRepository
 
@@ -20,6 +22,15 @@ class SettingsRepository(TenantRepository[SyncSettingsVersion]):
         """The practice's settings (defaults until an admin saves some)."""
         row = await self.latest_row(company=company)
         return SyncSettings() if row is None else parse_settings(row.settings)
+
+    async def practice(self, *, company: CompanyId) -> Practice:
+        """The settings and the backend of the practice's connection (Projects until it has
+        one)."""
+        connection = await ConnectionRepository(self.session).get(company=company)
+        return Practice(
+            settings=await self.current(company=company),
+            backend=Backend(connection.backend) if connection else Backend.PROJECTS,
+        )
 
     async def history(self, *, company: CompanyId, limit: int = 50) -> list[SyncSettingsVersion]:
         return await self.all(

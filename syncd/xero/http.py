@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
-from defusedxml import DefusedXmlException
-from defusedxml import ElementTree as DefusedET
 
 from syncd import __version__
 from syncd.clock import Clock
@@ -30,6 +28,7 @@ from syncd.domain.errors import (
     TransientError,
 )
 from syncd.domain.ids import CompanyId
+from syncd.xero import xml
 from syncd.xero.audit import CallAudit, CallRecord
 from syncd.xero.governor import RateGovernor, parse_retry_after
 
@@ -51,6 +50,12 @@ def build_client(
         follow_redirects=False,
         headers={"User-Agent": f"syncd/{__version__}", "Accept": "application/json"},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    json: Any = None
+    xml: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +82,19 @@ def _int_header(headers: httpx.Headers, name: str) -> int | None:
         return None
 
 
+def _is_xml(response: httpx.Response) -> bool:
+    return "xml" in response.headers.get("content-type", "")
+
+
 def xero_message(response: httpx.Response) -> str:
     """Xero's own explanation, from whichever error shape the API used."""
-    if "xml" in response.headers.get("content-type", ""):
+    if _is_xml(response):
         # Practice Manager answers XML: <Response><ErrorDescription>…</ErrorDescription>.
         try:
-            root = DefusedET.fromstring(response.content)
-        except (DefusedET.ParseError, DefusedXmlException):
+            described = xml.text(xml.read(response.content), "ErrorDescription")
+        except PermanentError:
             return response.reason_phrase
-        described = root.findtext("ErrorDescription")
-        return described.strip() if described else response.reason_phrase
+        return described or response.reason_phrase
     try:
         data = response.json()
     except ValueError:
@@ -113,7 +121,13 @@ def translate(response: httpx.Response) -> SyncError | None:
     """Xero's answer as syncd's error, or None for success. The one place statuses mean things."""
     status = response.status_code
     if status < 400:
-        return None
+        # Practice Manager says many failures with HTTP 200 and <Status>ERROR</Status>.
+        if not _is_xml(response):
+            return None
+        try:
+            return xml.failure(xml.read(response.content))
+        except PermanentError as unreadable:
+            return unreadable
     message = f"Xero answered {status} to {response.request.method} {response.request.url.path}"
     problem = response.headers.get("X-Rate-Limit-Problem")
     if status == 429 or (status == 503 and problem):
@@ -163,20 +177,26 @@ class XeroHttp:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        xml: bytes | None = None,
         idempotency_key: str | None = None,
     ) -> httpx.Response:
-        """Send one call and return the successful response, or raise a SyncError."""
+        """Send one call and return the successful response, or raise a SyncError. `xml` is a
+        Practice Manager body (sent as application/xml)."""
         method = method.upper()
         headers = {}
         if method in WRITE_METHODS:
             headers["Idempotency-Key"] = (idempotency_key or str(uuid.uuid4()))[:128]
+        body = Body(json=json, xml=xml)
         credentials = await self.tokens.credentials(company)
-        response = await self._send(company, credentials, method, path, params, json, headers)
+        response, error = await self._send(
+            company, credentials, method, path, params, body, headers
+        )
         if response.status_code == 401:
             # The token died early (revoked access token, clock skew): refresh once and replay.
             credentials = await self.tokens.refreshed(company, stale=credentials.access_token)
-            response = await self._send(company, credentials, method, path, params, json, headers)
-        error = translate(response)
+            response, error = await self._send(
+                company, credentials, method, path, params, body, headers
+            )
         if error is not None:
             raise error
         return response
@@ -188,20 +208,29 @@ class XeroHttp:
         method: str,
         path: str,
         params: Mapping[str, Any] | None,
-        json: Any,
+        body: Body,
         headers: dict[str, str],
-    ) -> httpx.Response:
+    ) -> tuple[httpx.Response, SyncError | None]:
+        """The answer, and what it means as syncd's error (translated once, also for the
+        sync log: an XPM Status ERROR on HTTP 200 is logged as the failure it is)."""
         tenant = credentials.tenant_id
         request_headers = {
             **headers,
             "Authorization": f"Bearer {credentials.access_token}",
             "Xero-tenant-id": tenant,
         }
+        if body.xml is not None:
+            request_headers["Content-Type"] = "application/xml"
         async with self.governor.slot(tenant, company=company):
             started = time.monotonic()
             try:
                 response = await self.client.request(
-                    method, path, params=params, json=json, headers=request_headers
+                    method,
+                    path,
+                    params=params,
+                    json=body.json,
+                    content=body.xml,
+                    headers=request_headers,
                 )
             except httpx.HTTPError as exc:
                 await self._audit(company, method, path, None, started, None, type(exc).__name__)
@@ -221,8 +250,14 @@ class XeroHttp:
                 app_min_remaining=_int_header(response.headers, "X-AppMinLimit-Remaining"),
                 retry_after=retry_after,
             )
-        await self._audit(company, method, path, response.status_code, started, response, None)
-        return response
+        error = translate(response)
+        noted = None
+        if response.status_code >= 400:
+            noted = xero_message(response)[:500]
+        elif error is not None:
+            noted = str(error)[:500]
+        await self._audit(company, method, path, response.status_code, started, response, noted)
+        return response, error
 
     async def _audit(
         self,
@@ -235,8 +270,6 @@ class XeroHttp:
         error: str | None,
     ) -> None:
         headers = response.headers if response is not None else httpx.Headers()
-        if response is not None and response.status_code >= 400 and error is None:
-            error = xero_message(response)[:500]
         await self.audit.record(
             CallRecord(
                 company=company,

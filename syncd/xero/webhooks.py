@@ -2,9 +2,9 @@
 
 Verification comes first and needs nothing but bytes and keys (gidgethub's `validate_event`
 shape); parsing only ever sees verified bodies. The envelope is Xero's (`events`,
-`firstEventSequence`, `lastEventSequence`, `entropy`); categories are Xero's CONTACT, INVOICE,
-CREDITNOTE, SUBSCRIPTION plus the CRM design's PROJECT (`project.status.changed`,
-`project.completed`), which Xero itself never sends: syncd's poller produces the same events.
+`firstEventSequence`, `lastEventSequence`, `entropy`); the categories are Xero's CONTACT,
+INVOICE, CREDITNOTE and SUBSCRIPTION. Xero sends none for Projects or Practice Manager jobs
+(xero-facts §1.1): job changes reach syncd through its poller.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ EVENT_TYPES = {
     "INVOICE": {"CREATE", "UPDATE"},
     "CREDITNOTE": {"CREATE", "UPDATE"},
     "SUBSCRIPTION": {"CREATE", "UPDATE"},
-    "PROJECT": {"PROJECT.STATUS.CHANGED", "PROJECT.COMPLETED", "CREATE", "UPDATE"},
 }
 
 

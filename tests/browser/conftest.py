@@ -39,7 +39,12 @@ from tests.harness import Harness, harness
 A = CompanyId("company-a")
 B = CompanyId("company-b")
 # Practice Manager scopes on top of the defaults, so a practice may connect to either backend.
-XPM_SCOPES = (*DEFAULT_SCOPES.split(), "practicemanager.job", "practicemanager.staff")
+XPM_SCOPES = (
+    *DEFAULT_SCOPES.split(),
+    "practicemanager.job",
+    "practicemanager.client",
+    "practicemanager.staff",
+)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 # This machine has no network but loopback: keep Chromium from reaching out.

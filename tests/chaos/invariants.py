@@ -1,5 +1,7 @@
 """What must hold after the chaos, read from syncd's database, the CRM and the sandbox (its world
-and its ledger), and checked by pure functions that return every violation they find.
+and its ledger), and checked by pure functions that return every violation they find, on either
+job backend: Xero Projects (projects and Accounting contacts) or Practice Manager (jobs and XPM
+clients, as the sandbox's control API lists them).
 
 The test's reads use plain engines (no `BEGIN IMMEDIATE` on SQLite), so watching the workers
 never takes the write lock they need.
@@ -16,13 +18,55 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from syncd.crm.port import CrmRequest
-from syncd.domain.statuses import PROJECTS_MAPPING
+from syncd.domain.backends import Backend, default_mapping
+from syncd.domain.statuses import CrmStatus
 from syncd.domain.tasks import CREATE_JOB, SET_JOB_STATE, create_job, set_job_state
+from syncd.pipeline.outbound import request_reference
 from syncd.store.models import JobLink, OutboxTask
 
 KINDS = (CREATE_JOB, SET_JOB_STATE)
-CREATE_PATH = "/projects.xro/2.0/projects"
+# The call that creates a job, and its success status, per backend.
+CREATE_CALL = {
+    Backend.PROJECTS: ("/projects.xro/2.0/projects", 201),
+    # XPM answers 200 (refusals too, with Status ERROR: none is expected here).
+    Backend.PRACTICE_MANAGER: ("/practicemanager/3.1/job.api/add", 200),
+}
 SHOW = 12  # violations listed per kind of problem
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRow:
+    """A job as the sandbox lists it, on either backend."""
+
+    job_id: str  # projectId; XPM: UUID (what syncd links)
+    client_id: str  # contactId; XPM: ClientUUID
+    name: str
+    state: str
+    reference: str | None = None  # XPM: ClientOrderNumber
+
+
+def job_rows(backend: Backend, listed: Iterable[Mapping[str, Any]]) -> list[JobRow]:
+    """The sandbox's listing (`/projects` or, for a practice, `/jobs`) as rows."""
+    if backend is Backend.PRACTICE_MANAGER:
+        return [
+            JobRow(
+                job_id=str(job["UUID"]),
+                client_id=str(job["ClientUUID"]),
+                name=str(job["Name"]),
+                state=str(job["State"]),
+                reference=job.get("ClientOrderNumber"),
+            )
+            for job in listed
+        ]
+    return [
+        JobRow(
+            job_id=str(p["projectId"]),
+            client_id=str(p["contactId"]),
+            name=str(p["name"]),
+            state=str(p["status"]),
+        )
+        for p in listed
+    ]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,17 +194,20 @@ def _listed(title: str, items: Sequence[str]) -> list[str]:
     return [f"{title}: {len(items)}{more}", *(f"  {item}" for item in items[:SHOW])]
 
 
-def expected_keys(requests: Iterable[CrmRequest]) -> dict[tuple[str, str], str]:
+def expected_keys(
+    requests: Iterable[CrmRequest], backend: Backend = Backend.PROJECTS
+) -> dict[tuple[str, str], str]:
     """(company, key) → kind of every task the burst must have produced: one creation per
-    request, and one state change to CLOSED for the version the CRM completed it at."""
+    request, and one state change to the backend's state for completed (CLOSED; XPM's default
+    `Completed`) for the version the CRM completed it at."""
+    closed = default_mapping(backend).xero_state_for(CrmStatus.COMPLETED)
+    assert closed is not None
     expected = {}
     for request in requests:
         company = request.company_id
         expected[(company, create_job(request.request_id).key)] = CREATE_JOB
         version = request.updated_at.isoformat()
-        expected[(company, set_job_state(request.request_id, "CLOSED", version).key)] = (
-            SET_JOB_STATE
-        )
+        expected[(company, set_job_state(request.request_id, closed, version).key)] = SET_JOB_STATE
     return expected
 
 
@@ -195,12 +242,16 @@ def task_problems(
 def link_problems(
     requests: Sequence[CrmRequest],
     found: Sequence[LinkRow],
-    projects: Mapping[str, Sequence[Mapping[str, Any]]],
+    jobs: Mapping[str, Sequence[Mapping[str, Any]]],
     tenants: Mapping[str, str],
+    backend: Backend = Backend.PROJECTS,
 ) -> list[str]:
     """Every request is linked to exactly one job: one link with one job id, the same id on the
-    CRM row, that job once in the practice's organisation, no job shared or left unlinked, and
-    the job's state in the class of the request's status."""
+    CRM row, that job once in the practice's tenant, no job shared or left unlinked, the job's
+    state in the class of the request's status (the backend's default mapping) and, on Practice
+    Manager, the job carrying the request's reference (its client order number)."""
+    mapping = default_mapping(backend)
+    rows = {tenant: job_rows(backend, listed) for tenant, listed in jobs.items()}
     links_of: defaultdict[tuple[str, str], list[LinkRow]] = defaultdict(list)
     for link in found:
         links_of[(link.company, link.request_id)].append(link)
@@ -222,8 +273,9 @@ def link_problems(
     shared = Counter(job_of.values())
     problems["jobs linked to several requests"] = sorted(j for j, n in shared.items() if n > 1)
     for company, tenant in tenants.items():
-        listed = Counter(str(p["projectId"]) for p in projects.get(tenant, []))
-        status = {str(p["projectId"]): str(p["status"]) for p in projects.get(tenant, [])}
+        listed = Counter(row.job_id for row in rows.get(tenant, []))
+        status = {row.job_id: row.state for row in rows.get(tenant, [])}
+        reference = {row.job_id: row.reference for row in rows.get(tenant, [])}
         linked = {job for (c, _), job in job_of.items() if c == company}
         problems["linked jobs missing from Xero"] += sorted(j for j in linked if j not in listed)
         problems["jobs listed more than once"] += sorted(j for j, n in listed.items() if n > 1)
@@ -232,36 +284,60 @@ def link_problems(
             job = job_of.get((request.company_id, request.request_id))
             if request.company_id != company or job is None or job not in status:
                 continue
-            want = PROJECTS_MAPPING.crm_class(request.status)
-            if PROJECTS_MAPPING.xero_class(status[job]) is not want:
+            want = mapping.crm_class(request.status)
+            if mapping.xero_class(status[job]) is not want:
                 problems["jobs whose state is not the request's class"].append(
                     f"{request.request_id}: CRM {request.status}, Xero {status[job]}"
+                )
+            wanted = request_reference(request.request_id)
+            if backend is Backend.PRACTICE_MANAGER and reference[job] != wanted:
+                problems["jobs not carrying their request's reference"].append(
+                    f"{request.request_id}: job {job} has {reference[job]!r}, not {wanted!r}"
                 )
     return [line for title, items in problems.items() for line in _listed(title, items)]
 
 
-def duplicate_jobs(projects: Iterable[Mapping[str, Any]]) -> list[list[str]]:
-    """Groups of jobs sharing contact and name (the sandbox's own duplicate rule)."""
+def duplicate_jobs(
+    jobs: Iterable[Mapping[str, Any]], backend: Backend = Backend.PROJECTS
+) -> list[list[str]]:
+    """Groups of duplicate jobs: on Projects, sharing contact and name (the sandbox's own rule);
+    on Practice Manager, sharing syncd's request reference (the client order number), whatever
+    their client: stricter than the sandbox's `duplicate_jobs` (client and order number), so a
+    request's second job made for a second XPM client of the same CRM client shows too (each
+    job listed with its client). Jobs without a reference are never grouped."""
     groups: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
-    for project in projects:
-        key = (str(project["contactId"]), str(project["name"]).strip().casefold())
-        groups[key].append(str(project["projectId"]))
+    for row in job_rows(backend, jobs):
+        if backend is Backend.PRACTICE_MANAGER:
+            if row.reference:
+                groups[("", row.reference)].append(f"{row.job_id} (client {row.client_id})")
+        else:
+            groups[(row.client_id, row.name.strip().casefold())].append(row.job_id)
     return [group for group in groups.values() if len(group) > 1]
 
 
 def ledger_problems(
-    ledger: Sequence[Mapping[str, Any]], requests: Sequence[CrmRequest]
+    ledger: Sequence[Mapping[str, Any]],
+    requests: Sequence[CrmRequest],
+    backend: Backend = Backend.PROJECTS,
 ) -> list[str]:
     """Over every call the sandbox received: each request's job was created by exactly one
-    call that Xero executed (replays of the same Idempotency-Key answer the stored job and
-    create nothing), and no creation happened under any other key."""
+    call that Xero executed, and no creation happened under any other key. (Projects: replays
+    of the same Idempotency-Key answer the stored job and create nothing. Practice Manager
+    honours no Idempotency-Key, but syncd still sends its task's key, and a retried creation
+    first looks for the job its reference is on: a second executed call is a second job.)"""
+    path, success = CREATE_CALL[backend]
+    (other,) = (p for b, (p, _) in CREATE_CALL.items() if b is not backend)
+    elsewhere = sorted(
+        {f"{e['method']} {e['path']}" for e in ledger if str(e["path"]).lower() == other}
+    )
     created = Counter(
         str(entry["idempotency_key"])
         for entry in ledger
         if entry["method"] == "POST"
-        and str(entry["path"]).lower() == CREATE_PATH
-        and entry["status"] == 201
+        and str(entry["path"]).lower() == path
+        and entry["status"] == success
         and not entry["replayed"]
+        and entry.get("fault") != "fail"
     )
     wanted = {create_job(r.request_id).key for r in requests}
     return [
@@ -271,27 +347,39 @@ def ledger_problems(
             sorted(f"{k}: {n}" for k, n in created.items() if n > 1),
         ),
         *_listed("jobs created under other keys", sorted(set(created) - wanted)),
+        *_listed(f"jobs created on the other backend than {backend.label}", elsewhere),
     ]
 
 
 def sandbox_problems(
     requests: Sequence[CrmRequest],
-    projects: Mapping[str, Sequence[Mapping[str, Any]]],
+    jobs: Mapping[str, Sequence[Mapping[str, Any]]],
     contacts: Mapping[str, Sequence[Mapping[str, Any]]],
     reported: Mapping[str, Mapping[str, Any]],
+    backend: Backend = Backend.PROJECTS,
 ) -> list[str]:
-    """No duplicate job in any organisation, by the sandbox's own checker and by listing its
-    jobs; and one Xero contact per client (concurrent first jobs of a client share one)."""
+    """No duplicate job in any tenant, by the sandbox's own checker (`duplicate_projects`;
+    XPM: `duplicate_jobs`) and by listing its jobs; and one Xero contact (XPM: client) per CRM
+    client (concurrent first jobs of a client share one)."""
+    checker = "duplicate_jobs" if backend is Backend.PRACTICE_MANAGER else "duplicate_projects"
     problems = []
     for tenant, report in reported.items():
-        if report["duplicate_projects"]:
+        if report[checker]:
             problems.append(f"sandbox check: duplicate jobs in {tenant}: {report}")
-        for group in duplicate_jobs(projects[tenant]):
+        for group in duplicate_jobs(jobs[tenant], backend):
             problems.append(f"duplicate jobs in {tenant}: {group}")
     clients = len({(r.company_id, r.client_id) for r in requests})
     made = sum(len(found) for found in contacts.values())
     if made != clients:
-        problems.append(f"{made} Xero contacts for {clients} clients")
+        kind = "Practice Manager clients" if backend is Backend.PRACTICE_MANAGER else "contacts"
+        problems.append(f"{made} Xero {kind} for {clients} clients")
+        twice = sorted(
+            f"{tenant}: {name!r} x{n}"
+            for tenant, found in contacts.items()
+            for name, n in Counter(str(c["Name"]) for c in found if c.get("Name")).items()
+            if n > 1
+        )
+        problems += _listed("names made more than once", twice)
     return problems
 
 

@@ -1,5 +1,6 @@
 """The Xero sandbox as a separate process (`syncd sandbox`), steered and read through its control
-API under /_sandbox/: limits, faults, tenants, consent, projects, contacts, checks, the ledger."""
+API under /_sandbox/: limits, faults, tenants (organisations or practices), consent, projects and
+contacts (Xero Projects), jobs and clients (Practice Manager), checks, the ledger."""
 
 from __future__ import annotations
 
@@ -42,8 +43,10 @@ class Sandbox:
     async def disable_webhooks(self) -> None:
         await self._json("PUT", "/faults", {"webhooks_enabled": False})
 
-    async def add_tenant(self, name: str) -> str:
-        tenant: dict[str, Any] = await self._json("POST", "/tenants", {"name": name})
+    async def add_tenant(self, name: str, *, tenant_type: str = "ORGANISATION") -> str:
+        """A new organisation (ORGANISATION) or practice (PRACTICEMANAGER)."""
+        body = {"name": name, "tenant_type": tenant_type}
+        tenant: dict[str, Any] = await self._json("POST", "/tenants", body)
         return str(tenant["tenant_id"])
 
     async def consent_to(self, tenant_id: str) -> None:
@@ -55,6 +58,14 @@ class Sandbox:
 
     async def contacts(self, tenant_id: str) -> list[dict[str, Any]]:
         return list(await self._json("GET", f"/tenants/{tenant_id}/contacts"))
+
+    async def jobs(self, tenant_id: str) -> list[dict[str, Any]]:
+        """A practice's Practice Manager jobs (XPM's element names: ID, UUID, ClientUUID, …)."""
+        return list(await self._json("GET", f"/tenants/{tenant_id}/jobs"))
+
+    async def clients(self, tenant_id: str) -> list[dict[str, Any]]:
+        """A practice's Practice Manager clients."""
+        return list(await self._json("GET", f"/tenants/{tenant_id}/clients"))
 
     async def checks(self, tenant_id: str) -> dict[str, Any]:
         return dict(await self._json("GET", f"/tenants/{tenant_id}/checks"))

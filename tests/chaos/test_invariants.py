@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from syncd.crm.port import CrmRequest
+from syncd.domain.backends import Backend
 from tests.chaos.invariants import (
     LinkRow,
     TaskRow,
@@ -58,6 +59,32 @@ def link(n: int, job: str | None) -> LinkRow:
 
 def project(job: str, *, status: str = "CLOSED", contact: str = "c1", name: str = "n") -> Any:
     return {"projectId": job, "contactId": contact, "name": name, "status": status}
+
+
+def xpm_job(
+    job: str, *, state: str = "Completed", client: str = "c1", reference: str | None = None
+) -> Any:
+    """A Practice Manager job as the control API lists it (reference: `syncd:{request}`)."""
+    return {
+        "ID": f"J{job}",
+        "UUID": job,
+        "Name": "n",
+        "ClientUUID": client,
+        "ClientOrderNumber": reference,
+        "State": state,
+    }
+
+
+def xpm_add(key: str, *, fault: str | None = None) -> dict[str, Any]:
+    status = 503 if fault == "fail" else 200
+    return {
+        "method": "POST",
+        "path": "/practicemanager/3.1/job.api/add",
+        "status": status,
+        "replayed": False,
+        "fault": fault,
+        "idempotency_key": key,
+    }
 
 
 def test_a_clean_outcome_has_no_problems() -> None:
@@ -144,3 +171,93 @@ def test_duplicate_jobs_and_contacts_are_reported() -> None:
     )
     assert len(problems) == 3
     assert problems[-1] == "2 Xero contacts for 1 clients"
+
+
+def test_a_clean_practice_manager_outcome_has_no_problems() -> None:
+    """On XPM: tasks done (the closing to `Completed`), each job carrying its request's
+    reference and completed, one executed creation per key (a failed call is no creation, an
+    applied one whose answer was lost is), one XPM client per client."""
+    xpm = Backend.PRACTICE_MANAGER
+    requests = [request(1, job="j1"), request(2, job="j2")]
+    expected = expected_keys(requests, xpm)
+    assert sorted(key for _, key in expected if key.startswith("state:")) == [
+        f"state:r1:Completed:{AT.isoformat()}",
+        f"state:r2:Completed:{AT.isoformat()}",
+    ]
+    tasks = {i: task(key, kind) for i, ((_, key), kind) in enumerate(expected.items())}
+    jobs = {
+        TENANT: [
+            xpm_job("j1", reference="syncd:r1"),
+            xpm_job("j2", client="c2", state="Cancelled", reference="syncd:r2"),
+        ]
+    }
+    ledger = [xpm_add("create:r1"), xpm_add("create:r2", fault="fail"), xpm_add("create:r2")]
+    ledger.append({**xpm_add("create:r1"), "fault": "drop", "path": "/practicemanager/3.1/x"})
+    assert task_problems(expected, tasks) == []
+    assert (
+        link_problems(requests, [link(1, "j1"), link(2, "j2")], jobs, {COMPANY: TENANT}, xpm) == []
+    )
+    assert ledger_problems(ledger, requests, xpm) == []
+    clients = {TENANT: [{"UUID": "c1"}, {"UUID": "c2"}]}
+    reported: dict[str, dict[str, Any]] = {TENANT: {"duplicate_jobs": []}}
+    assert sandbox_problems(requests, jobs, clients, reported, xpm) == []
+
+
+def test_practice_manager_duplicates_references_and_states_are_reported() -> None:
+    """On XPM: two jobs of one client with one request's reference are a duplicate (by the
+    sandbox's check and by the listing), a linked job without its request's reference, an open
+    job for a completed request, a second executed creation under one key, a creation through
+    the Projects API, and two XPM clients for one client all show."""
+    xpm = Backend.PRACTICE_MANAGER
+    requests = [request(1, job="j1"), request(2, job="j2")]
+    jobs = {
+        TENANT: [
+            xpm_job("j1", reference="syncd:r1"),
+            xpm_job("j3", reference="syncd:r1"),
+            xpm_job("j2", state="In Progress", reference=None),
+        ]
+    }
+    links = [link(1, "j1"), link(2, "j2")]
+    problems = "\n".join(link_problems(requests, links, jobs, {COMPANY: TENANT}, xpm))
+    assert "jobs in Xero no request links to: 1\n  j3" in problems
+    assert "jobs whose state is not the request's class: 1\n  r2: CRM completed" in problems
+    assert "jobs not carrying their request's reference: 1\n  r2: job j2 has None" in problems
+    projects_call = {**xpm_add("create:r2"), "path": "/projects.xro/2.0/Projects"}
+    calls = [xpm_add("create:r1"), xpm_add("create:r1"), projects_call]
+    ledger = "\n".join(ledger_problems(calls, requests, xpm))
+    assert "jobs created more than once for one key: 1\n  create:r1: 2" in ledger
+    assert "jobs created on the other backend than Xero Practice Manager: 1" in ledger
+    assert "requests whose job was never created: 1\n  create:r2" in ledger
+    clients = {
+        TENANT: [
+            {"UUID": "c1", "Name": "Olivia"},
+            {"UUID": "c1b", "Name": "Olivia"},
+            {"UUID": "c2", "Name": "Noah"},
+        ]
+    }
+    found = sandbox_problems(
+        requests, jobs, clients, {TENANT: {"duplicate_jobs": [["Jj1", "Jj3"]]}}, xpm
+    )
+    assert found[1:] == [
+        f"duplicate jobs in {TENANT}: ['j1 (client c1)', 'j3 (client c1)']",
+        "3 Xero Practice Manager clients for 2 clients",
+        "names made more than once: 1",
+        f"  {TENANT}: 'Olivia' x2",
+    ]
+    assert found[0].startswith(f"sandbox check: duplicate jobs in {TENANT}")
+
+
+def test_a_second_job_for_a_second_client_is_a_duplicate() -> None:
+    """On XPM: one request's reference on two jobs of two different XPM clients (the sandbox's
+    own check, by client and order number, misses it) is reported by the listing."""
+    xpm = Backend.PRACTICE_MANAGER
+    requests = [request(1, job="j1")]
+    jobs = {
+        TENANT: [
+            xpm_job("j1", client="c1", reference="syncd:r1"),
+            xpm_job("j2", client="c1b", reference="syncd:r1"),
+        ]
+    }
+    clients = {TENANT: [{"UUID": "c1", "Name": "Olivia"}]}
+    found = sandbox_problems(requests, jobs, clients, {TENANT: {"duplicate_jobs": []}}, xpm)
+    assert found == [f"duplicate jobs in {TENANT}: ['j1 (client c1)', 'j2 (client c1b)']"]

@@ -3,6 +3,22 @@ SIGKILLed at 20 seeded points of a 1,000-task burst (500 job creations, 500 clos
 Xero sandbox served over HTTP; afterwards no task is lost, no Xero job is duplicated and every
 request is linked to exactly one job. SQLite with one worker; PostgreSQL with two.
 
+On both job backends. Xero Projects: four organisations (ORGANISATION tenants), the cases above.
+Practice Manager: four practices (PRACTICEMANAGER tenants, the consent including
+`practicemanager.job practicemanager.client practicemanager.staff`), the same creations and
+closings with the same 20 SIGKILLs; XPM honours no Idempotency-Key, so a creation cut off by a
+kill must be found again by the client order number syncd put on the job (`syncd:{request id}`).
+To keep `make test` within its budget there is one XPM case by default: PostgreSQL with two
+workers and a smaller burst, 240 requests (480 creations and closings); the full matrix (SQLite
+with one worker too, 500 requests each: about 135 s + 85 s more on a 2-core machine) runs with
+`SYNCD_CHAOS_XPM_FULL=1`. Nothing is mapped on the practices' side: clients are found or created
+in XPM as on a first sync, jobs are made without a template, and the accountants are not mapped
+to staff, so each job's manager task (XPM adds one per job) records that and calls nothing: the
+burst's Xero writes are the creations and closings, as on Projects. Invariants: every request
+linked to exactly one XPM job carrying its reference, 0 duplicate XPM jobs (the sandbox's
+`duplicate_jobs` over each practice, and the listing by reference), each creation executed once,
+one XPM client per CRM client, nothing lost.
+
 `SYNCD_CHAOS_SEED=<n>` replays a run's kill schedule (the seed is printed, and shown on failure).
 """
 
@@ -13,6 +29,7 @@ import random
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -20,6 +37,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from syncd.crm.sql import SqlCrm
+from syncd.domain.backends import Backend
 from syncd.settings import database_url, load_settings
 from syncd.store.db import Database, create_engine
 from tests.chaos import invariants
@@ -50,10 +68,41 @@ TUNING = {
 }
 
 
+# What a practice on Practice Manager consents to (XERO_SCOPES).
+XPM_SCOPES = (
+    "openid profile email offline_access projects accounting.contacts "
+    "practicemanager.job practicemanager.client practicemanager.staff"
+)
+TENANT_TYPES = {Backend.PROJECTS: "ORGANISATION", Backend.PRACTICE_MANAGER: "PRACTICEMANAGER"}
+
+
+# Practice Manager's burst by default: PostgreSQL with two workers only, 240 requests (480
+# creations and closings, and the manager tasks XPM adds; about 50 s). The full matrix (SQLite
+# with one worker too, 500 requests each) takes about 135 s (SQLite) + 85 s (PostgreSQL) on a
+# 2-core machine, too much for `make test`'s budget; `SYNCD_CHAOS_XPM_FULL=1` runs it by hand.
+XPM_FULL = os.environ.get("SYNCD_CHAOS_XPM_FULL", "") not in ("", "0")
+XPM_REQUESTS_PER_PRACTICE = REQUESTS_PER_PRACTICE if XPM_FULL else 60
+
+
+def _case(database: str, workers: int, backend: Backend) -> Any:
+    where = f"{database}-{workers}-worker{'s' * (workers > 1)}"
+    if backend is Backend.PROJECTS:
+        return pytest.param(database, workers, backend, REQUESTS_PER_PRACTICE, id=where)
+    return pytest.param(
+        database,
+        workers,
+        backend,
+        XPM_REQUESTS_PER_PRACTICE,
+        id=f"{where}-{backend.value}-{PRACTICES * XPM_REQUESTS_PER_PRACTICE}",
+    )
+
+
 CASES = [
-    pytest.param(database, workers, id=f"{database}-{workers}-worker{'s' * (workers > 1)}")
+    _case(database, workers, backend)
+    for backend in Backend
     for database, workers in (("sqlite", 1), ("postgresql", 2))
     if database in DATABASES
+    and (backend is Backend.PROJECTS or XPM_FULL or database == "postgresql")
 ]
 
 
@@ -76,16 +125,25 @@ def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("databases", "workers"), CASES, indirect=["databases"])
+@pytest.mark.parametrize(
+    ("databases", "workers", "backend", "requests_per_practice"), CASES, indirect=["databases"]
+)
 async def test_sigkilled_workers_lose_no_task_and_duplicate_no_job(
-    databases: tuple[str, str], workers: int, tmp_path: Path
+    databases: tuple[str, str],
+    workers: int,
+    backend: Backend,
+    requests_per_practice: int,
+    tmp_path: Path,
 ) -> None:
-    """SIGKILLing workers at 20 points of a 1,000-task burst loses no task, creates no
-    duplicate Xero job, and leaves every request linked to exactly one job in the right state."""
+    """SIGKILLing workers at 20 points of a burst of creations and closings (1,000 tasks on
+    Xero Projects; 480 by default on Practice Manager) loses no task, creates no duplicate Xero
+    job, and leaves every request linked to exactly one job in the right state."""
     seed = int(os.environ.get("SYNCD_CHAOS_SEED") or random.SystemRandom().randrange(2**32))
     syncd_url, crm_url = databases
-    backend = make_url(syncd_url).get_backend_name()
-    describe = f"chaos seed {seed} ({backend}, {workers} worker{'s' * (workers > 1)})"
+    database = make_url(syncd_url).get_backend_name()
+    describe = (
+        f"chaos seed {seed} ({database}, {workers} worker{'s' * (workers > 1)}, {backend.label})"
+    )
     print(f"{describe}: SYNCD_CHAOS_SEED={seed} replays this kill schedule")
     rng = random.Random(seed)
 
@@ -108,6 +166,7 @@ async def test_sigkilled_workers_lose_no_task_and_duplicate_no_job(
                 "XERO_LOGIN_URL": sandbox.url,
                 "SYNCD_LOG_FORMAT": "json",
                 "SYNCD_LOG_LEVEL": "info",
+                **({"XERO_SCOPES": XPM_SCOPES} if backend is Backend.PRACTICE_MANAGER else {}),
             }
         )
         # The same environment, read by the same loader the workers use.
@@ -116,9 +175,11 @@ async def test_sigkilled_workers_lose_no_task_and_duplicate_no_job(
         assert tuned == (10, 1), f"syncd ignores {sorted(TUNING)}: the burst could not converge"
         await run_to_end("migrate", ["migrate"], env=env, workdir=tmp_path)
         practices = await seed_crm(
-            crm_url, practices=PRACTICES, requests_per_practice=REQUESTS_PER_PRACTICE, rng=rng
+            crm_url, practices=PRACTICES, requests_per_practice=requests_per_practice, rng=rng
         )
-        practices = await connect_all(settings, sandbox, practices)
+        practices = await connect_all(
+            settings, sandbox, practices, tenant_type=TENANT_TYPES[backend]
+        )
         admin_db = Database(syncd_url)
         stack.push_async_callback(admin_db.dispose)
         await leave_findings_to_admins(admin_db, practices)
@@ -131,7 +192,7 @@ async def test_sigkilled_workers_lose_no_task_and_duplicate_no_job(
         stack.push_async_callback(pool.kill_all)
         await pool.start()
 
-        requests_total = PRACTICES * REQUESTS_PER_PRACTICE
+        requests_total = PRACTICES * requests_per_practice
         total = 2 * requests_total
         burst = await drive(
             syncd=syncd_db,
@@ -158,8 +219,15 @@ async def test_sigkilled_workers_lose_no_task_and_duplicate_no_job(
         beside = await invariants.other_tasks(syncd_db)
         links = await invariants.links(syncd_db)
         tenants: dict[str, str] = {p.company: p.tenant_id for p in practices}
-        projects = {tenant: await sandbox.projects(tenant) for tenant in tenants.values()}
-        contacts = {tenant: await sandbox.contacts(tenant) for tenant in tenants.values()}
+        xpm = backend is Backend.PRACTICE_MANAGER
+        jobs = {
+            tenant: await (sandbox.jobs(tenant) if xpm else sandbox.projects(tenant))
+            for tenant in tenants.values()
+        }
+        contacts = {
+            tenant: await (sandbox.clients(tenant) if xpm else sandbox.contacts(tenant))
+            for tenant in tenants.values()
+        }
         reported = {tenant: await sandbox.checks(tenant) for tenant in tenants.values()}
         ledger = await sandbox.ledger()
 
@@ -177,17 +245,17 @@ async def test_sigkilled_workers_lose_no_task_and_duplicate_no_job(
         f"{sum(1 for row in tasks.values() if row.attempts > 1)} tasks claimed more than once "
         f"(at most {max(row.attempts for row in tasks.values())} times); "
         f"{invariants.replays(ledger)} writes answered from Xero's Idempotency-Key store; "
-        f"{sum(len(p) for p in projects.values())} jobs, "
-        f"{sum(len(c) for c in contacts.values())} contacts; alongside (tasks, most attempts): "
-        f"{beside}"
+        f"{sum(len(p) for p in jobs.values())} jobs, "
+        f"{sum(len(c) for c in contacts.values())} {'clients' if xpm else 'contacts'}; "
+        f"alongside (tasks, most attempts): {beside}"
     )
     assert len(burst.kills) == KILLS, describe
     assert hits >= KILLS // 2, f"{describe}: only {hits} kills cut off running tasks"
 
     problems = [
-        *invariants.task_problems(invariants.expected_keys(requests), tasks),
-        *invariants.link_problems(requests, links, projects, tenants),
-        *invariants.ledger_problems(ledger, requests),
-        *invariants.sandbox_problems(requests, projects, contacts, reported),
+        *invariants.task_problems(invariants.expected_keys(requests, backend), tasks),
+        *invariants.link_problems(requests, links, jobs, tenants, backend),
+        *invariants.ledger_problems(ledger, requests, backend),
+        *invariants.sandbox_problems(requests, jobs, contacts, reported, backend),
     ]
     assert not problems, f"{describe}:\n" + "\n".join(problems)

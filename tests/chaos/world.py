@@ -1,6 +1,7 @@
 """The practices of the chaos test: a sample CRM seeded with `syncd.sandbox.crm`, each practice
-connected to its own sandbox organisation through syncd's real connect flow, and the CRM users'
-actions (assign every request at once, complete the requests whose job exists).
+connected to its own sandbox tenant (a Xero Projects organisation or a Practice Manager practice)
+through syncd's real connect flow, and the CRM users' actions (assign every request at once,
+complete the requests whose job exists).
 """
 
 from __future__ import annotations
@@ -90,15 +91,20 @@ async def seed_crm(
 
 
 async def connect_all(
-    settings: Settings, sandbox: Sandbox, practices: list[Practice]
+    settings: Settings,
+    sandbox: Sandbox,
+    practices: list[Practice],
+    *,
+    tenant_type: str = "ORGANISATION",
 ) -> list[Practice]:
-    """Connect each practice to a new organisation of its own, as its admin does: syncd's
-    connect start, the browser at Xero's authorize page (auto-consent), syncd's callback."""
+    """Connect each practice to a new tenant of its own (`tenant_type`: ORGANISATION for Xero
+    Projects, PRACTICEMANAGER for Practice Manager), as its admin does: syncd's connect start,
+    the browser at Xero's authorize page (auto-consent), syncd's callback."""
     connected = []
     async with open_services(settings) as services, httpx.AsyncClient(timeout=30) as browser:
         connect = services.require_xero().connect
         for practice in practices:
-            tenant_id = await sandbox.add_tenant(practice.name)
+            tenant_id = await sandbox.add_tenant(practice.name, tenant_type=tenant_type)
             await sandbox.consent_to(tenant_id)
             authorize = await connect.start(
                 company=practice.company, user=UserId(practice.admin_id)

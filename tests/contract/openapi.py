@@ -363,19 +363,15 @@ def assert_conforms(pairs: Iterable[tuple[httpx.Request, httpx.Response | None]]
 
 # -- webhook payloads -------------------------------------------------------------------------
 
-PayloadKind = Literal["spec", "project", "intent"]
-PROJECT_EVENT_TYPES = ("project.status.changed", "project.completed")
+PayloadKind = Literal["spec", "intent"]
 
 
 def webhook_schema(kind: PayloadKind = "spec") -> dict[str, Any]:
     """The webhooks spec's `WebhookEvent` payload schema (JSON Schema 2020-12, OpenAPI 3.1's
     dialect), for one kind of body:
 
-    - "spec": as published (repaired), for CONTACT and INVOICE deliveries.
-    - "project": PROJECT events are outside Xero's spec by design (Xero has no Projects
-      webhooks; syncd accepts the CRM design's project events in Xero's envelope). Same
-      envelope and event fields, with eventCategory PROJECT and the design's two eventTypes
-      in place of the spec's closed lists.
+    - "spec": as published (repaired), for CONTACT and INVOICE deliveries. Xero has no Projects
+      or Practice Manager webhooks (xero-facts 1.1), and neither has the sandbox.
     - "intent": intent-to-receive bodies, which carry no events and sequence numbers 0, below
       the spec's minimum of 1 (xero-facts 1.4, 1.6).
     """
@@ -383,11 +379,7 @@ def webhook_schema(kind: PayloadKind = "spec") -> dict[str, Any]:
         load_document("webhooks")["components"]["schemas"]["WebhookEvent"]
     )
     properties = schema["properties"]
-    if kind == "project":
-        item = properties["events"]["items"]["properties"]
-        item["eventCategory"] = {"type": "string", "const": "PROJECT"}
-        item["eventType"] = {"type": "string", "enum": list(PROJECT_EVENT_TYPES)}
-    elif kind == "intent":
+    if kind == "intent":
         properties["events"]["maxItems"] = 0
         for name in ("firstEventSequence", "lastEventSequence"):
             properties[name] = {"type": "integer", "const": 0}

@@ -14,8 +14,9 @@ from cryptography.fernet import Fernet
 
 @pytest.mark.slow
 def test_demo_tells_the_story_twice(tmp_path: Path) -> None:
-    """Two practices, every assigned request gets a job, statuses travel both ways; a rerun
-    in the same folder starts afresh and succeeds again."""
+    """Two practices (Practice Manager and Projects), every assigned request gets a job (on
+    XPM numbered, from its template, with a manager), statuses travel both ways on each
+    backend; a rerun in the same folder starts afresh and succeeds again."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNCD_", "XERO_"))}
     env.update(
         SYNCD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
@@ -37,5 +38,12 @@ def test_demo_tells_the_story_twice(tmp_path: Path) -> None:
         assert summary["requests_assigned"] == summary["jobs_created"] == 6
         assert summary["statuses_applied"] == {"xero_to_crm": 2, "crm_to_xero": 2}
         assert all(len(p["jobs"]) == 3 for p in summary["practices"])
+        xpm, projects = summary["practices"]
+        assert (xpm["backend"], projects["backend"]) == ("practicemanager", "projects")
+        for practice in (xpm, projects):
+            assert practice["statuses_applied"] == {"xero_to_crm": 1, "crm_to_xero": 1}
+        assert sorted(j["job_number"] for j in xpm["jobs"]) == ["J000001", "J000002", "J000003"]
+        assert all(j["template"] and j["manager"] for j in xpm["jobs"])
+        assert all(j["job_number"].startswith("PRJ-") for j in projects["jobs"])
         assert "syncd token" in summary["endpoints"]["token"]
     assert sorted(p.name for p in tmp_path.glob("*.db")) == ["crm-demo.db", "syncd-demo.db"]

@@ -1,19 +1,17 @@
-"""Inbound, end to end: a status changed in Xero reaches the CRM through the signed webhook and
-through the poller; echoes, stale events and equivalent states change nothing; contacts and
-invoices update syncd's records; any number of redeliveries, in any order, change each request
-as if delivered once."""
+"""Inbound, end to end: a status changed in Xero reaches the CRM through the poller (Xero sends
+no webhook for jobs); echoes, stale copies and equivalent states change nothing; contacts and
+invoices (which Xero does send webhooks for) update syncd's records; any number of repeated and
+racing polls change each request as if polled once."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,7 +20,9 @@ from sqlalchemy import select
 from syncd.crm.memory import MemoryCrm
 from syncd.domain.ids import CompanyId
 from syncd.domain.sync_settings import parse_settings
+from syncd.domain.tasks import POLL_COMPANY
 from syncd.pipeline.changefeed import ChangeFeed
+from syncd.pipeline.poller import Poller
 from syncd.scheduler import enqueue_polls
 from syncd.store.db import Database
 from syncd.store.links import JobLinkRepository
@@ -124,28 +124,31 @@ async def link_of(h: Harness, job: Linked, company: CompanyId = A) -> JobLink:
     return link
 
 
-async def test_a_job_closed_in_xero_completes_the_request_via_webhook(
+async def test_a_job_closed_in_xero_completes_the_request_at_the_next_poll(
     h: Harness, crm: MemoryCrm
 ) -> None:
-    """Signed webhook → inbox → fetch the project by id → CRM completed, once."""
+    """Xero sends no webhook about the job; the poll's listing → inbox → CRM completed, once."""
     job = await linked_job(h, crm)
+    sent = len(h.sandbox.webhook_deliveries)
     h.sandbox.set_project_status(job.tenant, job.project_id, "CLOSED")
     await h.deliver_webhooks()
+    assert len(h.sandbox.webhook_deliveries) == sent  # nothing to deliver
+    assert await status_of(crm, job) == "processing"
+    assert (await h.poll(A))["changes"] == 1
     assert await status_of(crm, job) == "completed"
     assert [w.status for w in crm.applied_writes] == ["completed"]
     link = await link_of(h, job)
     assert (link.xero_status_seen, link.crm_status_written) == ("CLOSED", "completed")
-    fetched = [e for e in h.sandbox.ledger if e.method == "GET" and job.project_id in e.path]
-    assert len(fetched) == 1  # the state came from Xero's API, not from the event
+    assert (await h.poll(A))["changes"] == 0  # seen: a second poll finds nothing new
 
 
-async def test_the_poller_finds_changes_when_webhooks_are_off(h: Harness, crm: MemoryCrm) -> None:
-    """With webhooks disabled, a poll of the practice's projects applies the same change."""
+async def test_polls_are_scheduled_once_per_practice_per_interval(
+    h: Harness, crm: MemoryCrm
+) -> None:
+    """The scheduler's tick queues one poll per practice per interval; it uses the listing's
+    copy of the job instead of fetching it again."""
     job = await linked_job(h, crm)
-    h.sandbox.faults.webhooks_enabled = False
     h.sandbox.set_project_status(job.tenant, job.project_id, "CLOSED")
-    await h.deliver_webhooks()
-    assert await status_of(crm, job) == "processing"  # nothing was sent
     assert await enqueue_polls(h.services) == 1
     assert await enqueue_polls(h.services) == 0  # one poll per practice per interval
     await h.settle()
@@ -163,7 +166,6 @@ async def test_a_polled_state_older_than_syncds_own_write_is_fetched_again(
     then cancels the request, and syncd closes the job. The poll's copy (INPROGRESS) is older
     than that write: the job is fetched again (CLOSED) and the cancelled request stays so."""
     job = await linked_job(h, crm, crm_status="completed", xero_status="CLOSED")
-    h.sandbox.faults.webhooks_enabled = False
     h.sandbox.set_project_status(job.tenant, job.project_id, "INPROGRESS")
     worker = h.services.worker
 
@@ -192,7 +194,7 @@ async def test_a_reopened_job_reopens_the_request(h: Harness, crm: MemoryCrm) ->
     """CLOSED → INPROGRESS in Xero while the CRM is completed sets processing."""
     job = await linked_job(h, crm, crm_status="completed", xero_status="CLOSED")
     h.sandbox.set_project_status(job.tenant, job.project_id, "INPROGRESS")
-    await h.deliver_webhooks()
+    await h.poll(A)
     assert await status_of(crm, job) == "processing"
 
 
@@ -200,14 +202,14 @@ async def test_closed_does_not_turn_cancelled_into_completed(h: Harness, crm: Me
     """Equivalent states are left alone (and the link records what Xero has)."""
     job = await linked_job(h, crm, crm_status="cancelled", xero_status="INPROGRESS")
     h.sandbox.set_project_status(job.tenant, job.project_id, "CLOSED")
-    await h.deliver_webhooks()
+    await h.poll(A)
     assert await status_of(crm, job) == "cancelled"
     assert crm.applied_writes == []
     assert (await link_of(h, job)).xero_status_seen == "CLOSED"
 
 
 async def test_syncds_own_write_coming_back_is_an_echo(h: Harness, crm: MemoryCrm) -> None:
-    """syncd closes the job (outbound); Xero's event about it changes nothing in the CRM."""
+    """syncd closes the job (outbound); the next poll sees it closed and changes nothing."""
     from syncd.domain.tasks import set_job_state
     from syncd.pipeline.outbox import enqueue, new_task
 
@@ -219,23 +221,20 @@ async def test_syncds_own_write_coming_back_is_an_echo(h: Harness, crm: MemoryCr
         await enqueue(session, new_task(A, set_job_state(job.request_id, "CLOSED", "v1")), now=T0)
     await h.settle()
     assert h.sandbox.project(job.tenant, job.project_id).status == "CLOSED"
-    await h.deliver_webhooks()  # the project.completed event of syncd's own PATCH
+    assert (await h.poll(A))["changes"] == 0  # the link already holds syncd's write
     assert crm.applied_writes == []
     assert await status_of(crm, job) == "completed"
 
 
-async def test_stale_events_are_ignored_without_a_call(h: Harness, crm: MemoryCrm) -> None:
-    """An event older than what the link holds is dropped before fetching anything."""
+async def test_a_job_deleted_in_xero_changes_nothing_in_the_crm(h: Harness, crm: MemoryCrm) -> None:
+    """The poll notices the linked job is gone: the link is marked missing (reconciliation
+    reports it), the CRM request is left as it is, and later polls do not report it again."""
     job = await linked_job(h, crm)
-    async with h.services.db.transaction() as session:
-        link = await JobLinkRepository(session).for_request(company=A, request_id=job.request_id)
-        assert link is not None
-        link.xero_seen_at = datetime.now(UTC) + timedelta(hours=1)
-    h.sandbox.set_project_status(job.tenant, job.project_id, "CLOSED")
-    calls = len(h.sandbox.ledger)
-    await h.deliver_webhooks()
+    h.sandbox.delete_project(job.tenant, job.project_id)
+    assert (await h.poll(A))["deleted"] == 1
     assert await status_of(crm, job) == "processing"
-    assert [e for e in h.sandbox.ledger[calls:] if job.project_id in e.path] == []
+    assert (await link_of(h, job)).state == "missing"
+    assert (await h.poll(A))["changes"] == 0
 
 
 async def both_sides_move_apart(h: Harness, crm: MemoryCrm, *, policy: str) -> Linked:
@@ -251,7 +250,7 @@ async def both_sides_move_apart(h: Harness, crm: MemoryCrm, *, policy: str) -> L
     job = await linked_job(h, crm, crm_status="processing", xero_status="CLOSED")
     crm.set_status(company=A, request_id=job.request_id, status="completed", now=T0)
     h.sandbox.set_project_status(job.tenant, job.project_id, "INPROGRESS")
-    await h.deliver_webhooks()
+    await h.poll(A)
     return job
 
 
@@ -262,6 +261,7 @@ async def conflicts(h: Harness) -> list[tuple[str, str, str, str]]:
 
 
 async def test_a_conflict_under_crm_wins_sets_xero_back(h: Harness, crm: MemoryCrm) -> None:
+    """Both sides moved apart; crm_wins records the conflict and sets Xero back."""
     job = await both_sides_move_apart(h, crm, policy="crm_wins")
     assert await conflicts(h) == [
         ("completed", "INPROGRESS", "crm_wins", "crm_wins: CRM completed kept")
@@ -271,6 +271,7 @@ async def test_a_conflict_under_crm_wins_sets_xero_back(h: Harness, crm: MemoryC
 
 
 async def test_a_conflict_under_manual_waits_for_an_admin(h: Harness, crm: MemoryCrm) -> None:
+    """Both sides moved apart; manual records the conflict and writes nothing."""
     job = await both_sides_move_apart(h, crm, policy="manual")
     assert await conflicts(h) == [
         ("completed", "INPROGRESS", "manual", "manual: left for an admin")
@@ -311,23 +312,12 @@ async def test_invoice_events_are_recorded_against_the_request(h: Harness, crm: 
 
 
 async def test_events_for_an_unconnected_tenant_are_ignored(h: Harness, crm: MemoryCrm) -> None:
-    """A practice that disconnected gets nothing applied; the rows stay as an audit."""
+    """A practice that disconnected is not polled: nothing is applied."""
     job = await linked_job(h, crm)
     await h.syncd.post("/api/integrations/xero/disconnect", headers=h.auth(Role.PRACTICE_ADMIN, A))
     h.sandbox.set_project_status(job.tenant, job.project_id, "CLOSED")
-    await h.deliver_webhooks()
+    assert await h.poll(A) == {"skipped": "no active connection"}
     assert await status_of(crm, job) == "processing"
-
-
-class Recorder(httpx.AsyncBaseTransport):
-    """Keeps every webhook Xero sends instead of delivering it."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, str]] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.sent.append((await request.aread(), request.headers["x-xero-signature"]))
-        return httpx.Response(200)
 
 
 @settings(
@@ -339,15 +329,15 @@ class Recorder(httpx.AsyncBaseTransport):
         min_size=1,
         max_size=8,
     ),
-    seed=st.integers(0, 2**16),
+    racing=st.integers(1, 4),
 )
-async def test_redelivered_shuffled_events_change_each_request_as_once(
-    db: Database, fernet_key: str, changes: list[tuple[int, str]], seed: int
+async def test_repeated_racing_polls_change_each_request_as_once(
+    db: Database, fernet_key: str, changes: list[tuple[int, str]], racing: int
 ) -> None:
-    """Every event delivered three times, concurrently and shuffled: each request is written
-    at most once (exactly when its class changed) and ends in Xero's class."""
+    """After any run of changes in Xero, several polls at once (and more after them): each
+    request is written at most once (exactly when its class changed) and ends in Xero's
+    class."""
     from syncd.sandbox.state import SandboxState
-    from syncd.sandbox.webhooks import WebhookDispatcher
 
     crm = MemoryCrm()
     # Each example is a new world on the same database: new tenant ids (seeded), new practice.
@@ -360,25 +350,13 @@ async def test_redelivered_shuffled_events_change_each_request_as_once(
             job = await linked_job(h, crm, company=company, tenant=tenant, number=n)
             tenant = job.tenant
             jobs.append(job)
-        recorder = Recorder()
-        capture = WebhookDispatcher(h.sandbox, transport=recorder)
         for index, state in changes:
             h.sandbox.set_project_status(jobs[index].tenant, jobs[index].project_id, state)
-            await capture.flush()
-        deliveries = recorder.sent * 3
-        random.Random(seed).shuffle(deliveries)
-        answers = await asyncio.gather(
-            *(
-                h.syncd.post(
-                    "/api/integrations/xero/webhook",
-                    content=body,
-                    headers={"x-xero-signature": signature},
-                )
-                for body, signature in deliveries
-            )
-        )
-        assert {a.status_code for a in answers} <= {200}
+        poller = h.services.worker.handlers[POLL_COMPANY]
+        assert isinstance(poller, Poller)
+        await asyncio.gather(*(poller.poll(company) for _ in range(racing)))
         await h.settle()
+        await h.poll(company)
         for job in jobs:
             final_xero = h.sandbox.project(job.tenant, job.project_id).status
             final_crm = await status_of(crm, job, company)

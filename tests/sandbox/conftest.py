@@ -1,5 +1,5 @@
 """Fixtures: a sandbox on a hand-moved clock with two apps and two organisations, an in-process
-client, and a connected API session."""
+client, and a connected API session; a Practice Manager practice and a session on it."""
 
 from __future__ import annotations
 
@@ -47,3 +47,21 @@ async def client(state: SandboxState) -> AsyncIterator[httpx.AsyncClient]:
 async def session(client: httpx.AsyncClient, state: SandboxState, tenant: Tenant) -> Session:
     state.consent_tenant_ids = [tenant.tenant_id]
     return await connect(client)
+
+
+@pytest.fixture
+def practice(state: SandboxState) -> Tenant:
+    """A Practice Manager practice next to the two organisations of the shared state."""
+    return state.add_tenant("Demo XPM", tenant_type="PRACTICEMANAGER")
+
+
+@pytest.fixture
+def organisation(state: SandboxState) -> Tenant:
+    return next(t for t in state.tenants.values() if t.tenant_type == "ORGANISATION")
+
+
+@pytest.fixture
+async def xpm(client: httpx.AsyncClient, state: SandboxState, practice: Tenant) -> Session:
+    """A session on the practice with the broad `practicemanager` scope."""
+    state.consent_tenant_ids = [practice.tenant_id]
+    return await connect(client, scope="offline_access practicemanager")

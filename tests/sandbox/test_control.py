@@ -1,6 +1,9 @@
-"""The control API under /_sandbox/: seeding, steering and reading the sandbox over HTTP."""
+"""The control API under /_sandbox/: seeding, steering and reading the sandbox over HTTP, Practice
+Manager's world included."""
 
 from __future__ import annotations
+
+from datetime import date
 
 import httpx
 import pytest
@@ -119,6 +122,7 @@ async def test_limits_faults_tokens_ledger_and_checks(
         "max_calls_in_any_window": 0,
         "count_429": 0,
         "duplicate_projects": [],
+        "duplicate_jobs": [],
     }
 
 
@@ -289,3 +293,172 @@ async def test_contact_edits_are_checked(client: httpx.AsyncClient, state: Sandb
         answer = await client.patch(url, json=body)
         assert answer.status_code == 400, body
     assert state.contact(tenant_id, contact.contact_id).name == "Acme"
+
+
+async def test_a_practice_manager_world_over_http(
+    client: httpx.AsyncClient, state: SandboxState
+) -> None:
+    """Categories, job states, clients (archive too) and jobs of a PRACTICEMANAGER tenant are
+    seeded, read, edited as an XPM user would (state, due date, manager) and deleted through
+    /_sandbox/; the tenant counts them and the checks report duplicate jobs."""
+    created = await client.post(
+        f"{C}/tenants", json={"name": "Demo XPM", "tenant_type": "PRACTICEMANAGER"}
+    )
+    tenant_id = created.json()["tenant_id"]
+    base = f"{C}/tenants/{tenant_id}"
+    category = await client.post(f"{base}/categories", json={"name": "Tax"})
+    assert category.status_code == 201
+    assert (await client.get(f"{base}/categories")).json() == [category.json()]
+    assert category.json()["Name"] == "Tax"
+    defaults = (await client.get(f"{base}/job-states")).json()["states"]
+    assert [(s["code"], s["completed"]) for s in defaults] == [
+        ("Planned", False),
+        ("In Progress", False),
+        ("On Hold", False),
+        ("Completed", True),
+        ("Cancelled", True),
+    ]
+    custom = [*defaults, {"code": "Awaiting Client", "completed": False}]
+    assert (await client.put(f"{base}/job-states", json={"states": custom})).json() == {
+        "states": custom
+    }
+    assert state.tenant(tenant_id).job_states[-1].code == "Awaiting Client"
+    olivia = await client.post(
+        f"{base}/clients", json={"name": "Olivia Chen", "email": "olivia@example.com"}
+    )
+    assert olivia.status_code == 201
+    client_uuid = olivia.json()["UUID"]
+    assert (olivia.json()["Email"], olivia.json()["IsArchived"]) == ("olivia@example.com", False)
+    archived = await client.post(f"{base}/clients/{client_uuid}/archive")
+    assert archived.json()["IsArchived"] is True
+    assert state.client(tenant_id, client_uuid).archived
+    assert [c["Name"] for c in (await client.get(f"{base}/clients")).json()] == ["Olivia Chen"]
+    ann = state.add_staff(tenant_id, "Ann Accountant", "ann@practice.example")
+    for _ in range(2):
+        state.add_job(
+            tenant_id,
+            client_uuid=client_uuid,
+            name="Tax Return",
+            description="FY26",
+            start_date=date(2026, 12, 3),
+            due_date=date(2026, 12, 31),
+            client_order_number="syncd:1",
+            category_uuid=category.json()["UUID"],
+        )
+    listed = (await client.get(f"{base}/jobs")).json()
+    assert [j["ID"] for j in listed] == ["J000001", "J000002"]
+    job = (await client.get(f"{base}/jobs/J000001")).json()
+    assert (job["State"], job["DueDate"], job["Budget"], job["ManagerUUID"]) == (
+        "Planned",
+        "2026-12-31",
+        "0.00",
+        None,
+    )
+    edited = await client.patch(
+        f"{base}/jobs/J000001",
+        json={"state": "Completed", "due_date": "2027-01-15", "manager_uuid": ann["UUID"]},
+    )
+    assert edited.status_code == 200, edited.text
+    assert (edited.json()["State"], edited.json()["DueDate"]) == ("Completed", "2027-01-15")
+    assert edited.json()["CompletedDate"] == "2026-03-02"
+    assert state.job(tenant_id, "J000001").manager_uuid == ann["UUID"]
+    unassigned = await client.patch(f"{base}/jobs/J000001", json={"manager_uuid": None})
+    assert unassigned.json()["ManagerUUID"] is None
+    assert unassigned.json()["State"] == "Completed"
+    shown = (await client.get(base)).json()
+    assert (shown["clients"], shown["jobs"], shown["categories"], shown["staff"]) == (1, 2, 1, 1)
+    report = (await client.get(f"{base}/checks")).json()
+    assert report["duplicate_jobs"] == [["J000001", "J000002"]]
+    assert (await client.delete(f"{base}/jobs/J000002")).status_code == 204
+    assert (await client.get(f"{base}/jobs/J000002")).status_code == 404
+    assert (await client.get(f"{base}/checks")).json()["duplicate_jobs"] == []
+    assert (await client.get(base)).json()["jobs"] == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("POST", "/categories", {}, 400),
+        ("POST", "/categories", {"name": " "}, 400),
+        ("POST", "/categories", {"name": "Tax", "colour": "red"}, 400),
+        ("PUT", "/job-states", {}, 400),
+        ("PUT", "/job-states", {"states": []}, 400),
+        ("PUT", "/job-states", {"states": "Planned"}, 400),
+        ("PUT", "/job-states", {"states": ["Planned"]}, 400),
+        ("PUT", "/job-states", {"states": [{"code": ""}]}, 400),
+        ("PUT", "/job-states", {"states": [{"code": "A", "completed": "no"}]}, 400),
+        ("PUT", "/job-states", {"states": [{"code": "A", "colour": "red"}]}, 400),
+        ("PUT", "/job-states", {"states": [{"code": "A"}, {"code": "A"}]}, 400),
+        ("PUT", "/job-states", {"states": [{"code": "Done", "completed": True}]}, 400),
+        ("PUT", "/job-states", {"states": [{"code": "Enquiry"}]}, 400),
+        ("POST", "/clients", {}, 400),
+        ("POST", "/clients", {"name": "Acme", "email": 3}, 400),
+        ("POST", "/clients", {"name": "Acme", "phone": "1"}, 400),
+        ("POST", "/clients/0d3458b8-0000-4000-8000-000000000000/archive", None, 404),
+        ("GET", "/jobs/J000099", None, 404),
+        ("PATCH", "/jobs/J000099", {"state": "Completed"}, 404),
+        ("DELETE", "/jobs/J000099", None, 404),
+        ("PATCH", "/jobs/J000001", {"state": "Done"}, 400),
+        ("PATCH", "/jobs/J000001", {"state": "completed"}, 400),
+        ("PATCH", "/jobs/J000001", {"state": 3}, 400),
+        ("PATCH", "/jobs/J000001", {"due_date": "31/12/2026"}, 400),
+        ("PATCH", "/jobs/J000001", {"due_date": None}, 400),
+        ("PATCH", "/jobs/J000001", {"due_date": "2026-01-01"}, 400),
+        ("PATCH", "/jobs/J000001", {"manager_uuid": "nobody"}, 400),
+        ("PATCH", "/jobs/J000001", {"manager_uuid": 7}, 400),
+        ("PATCH", "/jobs/J000001", {"state": "Completed", "colour": "red"}, 400),
+    ],
+)
+async def test_bad_practice_manager_input_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient,
+    state: SandboxState,
+    method: str,
+    path: str,
+    body: object,
+    status: int,
+) -> None:
+    """Invalid job states, clients, categories and job edits answer 400 (unknown clients and
+    jobs 404) with a message, and the practice is as it was (a state in use cannot go)."""
+    practice = state.add_tenant("Demo XPM", tenant_type="PRACTICEMANAGER")
+    olivia = state.add_client(practice.tenant_id, "Olivia Chen")
+    job = state.add_job(
+        practice.tenant_id,
+        client_uuid=olivia.uuid,
+        name="Tax Return",
+        description="FY26",
+        start_date=date(2026, 12, 3),
+        due_date=date(2026, 12, 31),
+    )
+    before = (list(practice.job_states), dict(practice.clients), list(practice.categories))
+    url = f"{C}/tenants/{practice.tenant_id}{path}"
+    answer = await client.request(method, url, json=body)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"]
+    assert (list(practice.job_states), dict(practice.clients), list(practice.categories)) == before
+    assert practice.jobs == {job.number: job}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/categories", None),
+        ("POST", "/categories", {"name": "Tax"}),
+        ("GET", "/job-states", None),
+        ("PUT", "/job-states", {"states": [{"code": "Planned"}]}),
+        ("GET", "/clients", None),
+        ("POST", "/clients", {"name": "Acme"}),
+        ("GET", "/jobs", None),
+    ],
+)
+async def test_practice_manager_routes_need_a_practice(
+    client: httpx.AsyncClient, state: SandboxState, method: str, path: str, body: object
+) -> None:
+    """On an ORGANISATION tenant the XPM control routes answer 400 (not PRACTICEMANAGER) and
+    add nothing; on an unknown tenant 404."""
+    tenant_id = next(iter(state.tenants))
+    answer = await client.request(method, f"{C}/tenants/{tenant_id}{path}", json=body)
+    assert answer.status_code == 400
+    assert "not PRACTICEMANAGER" in answer.json()["error"]
+    assert (state.tenant(tenant_id).clients, state.tenant(tenant_id).categories) == ({}, [])
+    unknown = await client.request(method, f"{C}/tenants/nope{path}", json=body)
+    assert unknown.status_code == 404

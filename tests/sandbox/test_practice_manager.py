@@ -1,6 +1,7 @@
 """The sandbox's Practice Manager API (template.api/list, staff.api/list in XML): the gate's auth,
-scope, tenant and rate-limit checks and ledger, its control routes, and syncd's adapter
-(`PracticeManagerApi` over XeroHttp) against it end to end."""
+scope, tenant and rate-limit checks and ledger on every XPM endpoint, its control routes, and
+syncd's adapter (`PracticeManagerApi` over XeroHttp) against it end to end. Clients and jobs
+have their own files."""
 
 from __future__ import annotations
 
@@ -32,28 +33,11 @@ STAFF = f"{XPM}/staff.api/list"
 C = "/_sandbox"
 
 
-@pytest.fixture
-def practice(state: SandboxState) -> Tenant:
-    """A Practice Manager practice next to the two organisations of the shared state."""
-    return state.add_tenant("Demo XPM", tenant_type="PRACTICEMANAGER")
-
-
-@pytest.fixture
-def organisation(state: SandboxState) -> Tenant:
-    return next(t for t in state.tenants.values() if t.tenant_type == "ORGANISATION")
-
-
 async def _connect(
     client: httpx.AsyncClient, state: SandboxState, tenants: list[Tenant], scope: str
 ) -> Session:
     state.consent_tenant_ids = [t.tenant_id for t in tenants]
     return await connect(client, scope=f"offline_access {scope}")
-
-
-@pytest.fixture
-async def xpm(client: httpx.AsyncClient, state: SandboxState, practice: Tenant) -> Session:
-    """A session on the practice with the broad `practicemanager` scope."""
-    return await _connect(client, state, [practice], "practicemanager")
 
 
 async def test_templates_list_answers_xpm_xml(
@@ -120,18 +104,81 @@ async def test_a_practicemanager_scope_is_needed(
             assert answer.headers["WWW-Authenticate"] == 'Bearer error="insufficient_scope"'
 
 
+ENDPOINTS = [
+    ("GET", TEMPLATES),
+    ("GET", STAFF),
+    ("GET", f"{XPM}/category.api/list"),
+    ("GET", f"{XPM}/client.api/search?query=chen"),
+    ("GET", f"{XPM}/client.api/list"),
+    ("POST", f"{XPM}/client.api/add"),
+    ("PUT", f"{XPM}/client.api/update"),
+    ("POST", f"{XPM}/job.api/add"),
+    ("GET", f"{XPM}/job.api/current"),
+    ("GET", f"{XPM}/job.api/client/0d3458b8-0000-4000-8000-000000000000"),
+    ("GET", f"{XPM}/job.api/get/J000001"),
+    ("PUT", f"{XPM}/job.api/state"),
+    ("PUT", f"{XPM}/job.api/assign"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
 async def test_an_organisation_tenant_has_no_practice_manager(
-    client: httpx.AsyncClient, state: SandboxState, practice: Tenant, organisation: Tenant
+    client: httpx.AsyncClient,
+    state: SandboxState,
+    practice: Tenant,
+    organisation: Tenant,
+    method: str,
+    path: str,
 ) -> None:
-    """A connected ORGANISATION tenant is refused with 403 AuthorizationUnsuccessful (the
-    sandbox's documented choice), still counted and recorded like any tenant call."""
+    """On every XPM endpoint a connected ORGANISATION tenant is refused with 403
+    AuthorizationUnsuccessful (the sandbox's documented choice), still counted and recorded
+    like any tenant call, and nothing is made."""
     session = await _connect(client, state, [practice, organisation], "practicemanager")
-    for path in (TEMPLATES, STAFF):
-        answer = await client.get(path, headers=session.headers(organisation.tenant_id))
-        assert answer.status_code == 403
-        assert answer.json()["Detail"] == "AuthorizationUnsuccessful"
+    sent = b"<Client><Name>Acme</Name></Client>" if method != "GET" else None
+    answer = await client.request(
+        method, path, headers=session.headers(organisation.tenant_id), content=sent
+    )
+    assert answer.status_code == 403
+    assert answer.json()["Detail"] == "AuthorizationUnsuccessful"
     entry = state.ledger[-1]
     assert (entry.tenant_id, entry.status, entry.counted) == (organisation.tenant_id, 403, True)
+    assert (organisation.clients, practice.clients) == ({}, {})
+
+
+@pytest.mark.parametrize(
+    ("scope", "add_client", "list_jobs", "add_job"),
+    [
+        ("practicemanager", 200, 200, 200),
+        ("practicemanager.client", 200, 401, 401),
+        ("practicemanager.client.read", 401, 401, 401),
+        ("practicemanager.job", 401, 200, 200),
+        ("practicemanager.job.read", 401, 200, 401),
+        ("practicemanager.read", 401, 200, 401),
+    ],
+)
+async def test_client_and_job_calls_need_their_scope(
+    client: httpx.AsyncClient,
+    state: SandboxState,
+    practice: Tenant,
+    scope: str,
+    add_client: int,
+    list_jobs: int,
+    add_job: int,
+) -> None:
+    """Client writes need the broad or client scope; job reads a job, read or broad scope; job
+    writes the broad or job scope; others are 401 insufficient_scope."""
+    session = await _connect(client, state, [practice], scope)
+    headers = session.headers(practice.tenant_id)
+    sent = b"<Client><Name>Acme</Name></Client>"
+    added = await client.post(f"{XPM}/client.api/add", headers=headers, content=sent)
+    listed = await client.get(f"{XPM}/job.api/current", headers=headers)
+    made = await client.post(f"{XPM}/job.api/add", headers=headers, content=b"<Job />")
+    assert [added.status_code, listed.status_code, made.status_code] == [
+        add_client,
+        list_jobs,
+        add_job,
+    ]
+    assert len(practice.clients) == (1 if add_client == 200 else 0)
 
 
 async def test_calls_pass_the_same_gate_as_other_apis(

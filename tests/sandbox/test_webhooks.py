@@ -1,5 +1,6 @@
-"""Webhooks: Xero's signature and wire form, the events each change queues, batching and sequence
-numbers, retries and disabling, lost and switched-off webhooks, and intent-to-receive."""
+"""Webhooks: Xero's signature and wire form, the events each change queues (none for Projects, as
+at Xero), batching and sequence numbers, retries and disabling, lost and switched-off webhooks,
+and intent-to-receive."""
 
 from __future__ import annotations
 
@@ -86,27 +87,23 @@ def test_a_missigned_signature_differs_in_its_first_character_only() -> None:
     assert missign("/" + good[1:])[0] == "A"
 
 
-async def test_project_patch_via_the_api_comes_back_as_project_completed(
+async def test_an_api_change_is_delivered_signed_in_xeros_wire_form(
     client: httpx.AsyncClient,
     session: Session,
-    state: SandboxState,
     contact: Contact,
     receiver: Receiver,
     dispatcher: WebhookDispatcher,
     clock: ManualClock,
 ) -> None:
-    """syncd's own PATCH to CLOSED is delivered as a signed PROJECT project.completed event."""
-    created = await client.post(
-        f"{PROJECTS}/Projects",
-        headers=session.headers(),
-        json={"contactId": contact.contact_id, "name": "Tax return"},
-    )
-    project_id = created.json()["projectId"]
+    """syncd's own contact update comes back as one signed CONTACT UPDATE, in Xero's exact
+    payload: compact JSON, Xero's key order, 20-letter entropy, millisecond UTC date."""
     clock.advance(1.25)
-    patched = await client.patch(
-        f"{PROJECTS}/Projects/{project_id}", headers=session.headers(), json={"status": "CLOSED"}
+    updated = await client.post(
+        f"{ACCOUNTING}/Contacts/{contact.contact_id}",
+        headers=session.headers(),
+        json={"Contacts": [{"EmailAddress": "jo@acme.example"}]},
     )
-    assert patched.status_code == 204
+    assert updated.status_code == 200
     [delivery] = await dispatcher.flush()
     assert (delivery.status, delivery.passed, delivery.event_count) == (200, True, 1)
     assert receiver.verdicts == [True]
@@ -116,11 +113,11 @@ async def test_project_patch_via_the_api_comes_back_as_project_completed(
     assert re.fullmatch(r"[A-Z]{20}", payload["entropy"])
     assert payload["events"] == [
         {
-            "resourceUrl": f"https://api.xero.com/projects.xro/2.0/Projects/{project_id}",
-            "resourceId": project_id,
+            "resourceUrl": f"https://api.xero.com/api.xro/2.0/Contacts/{contact.contact_id}",
+            "resourceId": contact.contact_id,
             "eventDateUtc": "2026-03-02T09:00:01.250",
-            "eventType": "project.completed",
-            "eventCategory": "PROJECT",
+            "eventType": "UPDATE",
+            "eventCategory": "CONTACT",
             "tenantId": session.tenant_id,
             "tenantType": "ORGANISATION",
         }
@@ -128,17 +125,47 @@ async def test_project_patch_via_the_api_comes_back_as_project_completed(
     assert receiver.bodies[0] == json.dumps(payload, separators=(",", ":")).encode()
 
 
-async def test_reopening_a_project_is_a_status_change_and_no_change_is_no_event(
+async def test_a_project_status_change_via_the_api_queues_no_webhook(
+    client: httpx.AsyncClient,
+    session: Session,
+    state: SandboxState,
+    contact: Contact,
+    receiver: Receiver,
+    dispatcher: WebhookDispatcher,
+) -> None:
+    """Xero has no Projects webhooks: syncd's PATCH to CLOSED changes the project and queues
+    nothing, so nothing is sent."""
+    created = await client.post(
+        f"{PROJECTS}/Projects",
+        headers=session.headers(),
+        json={"contactId": contact.contact_id, "name": "Tax return"},
+    )
+    project_id = created.json()["projectId"]
+    await dispatcher.flush()
+    delivered = len(receiver.events)
+    patched = await client.patch(
+        f"{PROJECTS}/Projects/{project_id}", headers=session.headers(), json={"status": "CLOSED"}
+    )
+    assert patched.status_code == 204
+    assert state.project(session.tenant_id, project_id).status == "CLOSED"
+    assert state.webhooks.pending(CLIENT_ID) == []
+    assert await dispatcher.flush() == []
+    assert len(receiver.events) == delivered
+
+
+async def test_project_status_changes_in_xero_queue_no_webhook(
     state: SandboxState, tenant: Tenant, receiver: Receiver, dispatcher: WebhookDispatcher
 ) -> None:
-    """CLOSED → INPROGRESS queues project.status.changed; setting the same status queues none."""
+    """Closing and reopening a project in Xero queue no event: only the contact's CREATE is
+    ever sent."""
     project_id = _project(state, tenant)
-    state.set_project_status(tenant.tenant_id, project_id, "CLOSED")
     state.set_project_status(tenant.tenant_id, project_id, "CLOSED")
     state.set_project_status(tenant.tenant_id, project_id, "INPROGRESS")
     await dispatcher.flush()
-    projects = [e for e in receiver.events if e["eventCategory"] == "PROJECT"]
-    assert [e["eventType"] for e in projects] == ["project.completed", "project.status.changed"]
+    assert state.project(tenant.tenant_id, project_id).status == "INPROGRESS"
+    assert [(e["eventCategory"], e["eventType"]) for e in receiver.events] == [
+        ("CONTACT", "CREATE")
+    ]
 
 
 async def test_contact_create_update_and_archive_are_contact_events(
@@ -359,22 +386,24 @@ async def test_switched_off_webhooks_queue_and_send_nothing(
     switch: str,
 ) -> None:
     """With webhooks off (globally or the app's) changes happen but no event is queued or sent."""
-    project_id = _project(state, tenant)
+    contact = state.add_contact(tenant.tenant_id, "Acme")
     await dispatcher.flush()
     delivered = len(receiver.events)
     if switch == "fault":
         state.faults.webhooks_enabled = False
     else:
         state.configure_webhooks(enabled=False)
-    state.set_project_status(tenant.tenant_id, project_id, "CLOSED")
-    assert state.project(tenant.tenant_id, project_id).status == "CLOSED"
+    state.update_contact(tenant.tenant_id, contact.contact_id, name="Acme Holdings")
+    assert state.contact(tenant.tenant_id, contact.contact_id).name == "Acme Holdings"
     assert await dispatcher.flush() == []
     assert state.webhooks.pending(CLIENT_ID) == []
     state.faults.webhooks_enabled = True
     state.configure_webhooks(enabled=True)
-    state.set_project_status(tenant.tenant_id, project_id, "INPROGRESS")
+    state.archive_contact(tenant.tenant_id, contact.contact_id)
     await dispatcher.flush()
-    assert [e["eventType"] for e in receiver.events[delivered:]] == ["project.status.changed"]
+    assert [(e["eventCategory"], e["eventType"]) for e in receiver.events[delivered:]] == [
+        ("CONTACT", "UPDATE")
+    ]
 
 
 async def test_intent_to_receive_passes_against_a_correct_receiver(

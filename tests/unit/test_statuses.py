@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from syncd.domain.backends import Backend, default_mapping
 from syncd.domain.statuses import (
     Conflict,
     ConflictPolicy,
@@ -21,7 +22,6 @@ from syncd.domain.statuses import (
     StatusMapping,
     decide_inbound,
     decide_outbound,
-    is_stale,
 )
 
 MAPPING = StatusMapping()
@@ -51,7 +51,37 @@ def test_classes() -> None:
         StatusClass.CLOSED,
     ]
     assert MAPPING.xero_class("closed") is StatusClass.CLOSED
-    assert MAPPING.xero_class("SOMETHING ELSE") is StatusClass.OPEN
+    assert MAPPING.xero_class("SOMETHING ELSE") is StatusClass.UNKNOWN
+
+
+def test_an_unknown_xero_state_is_never_guessed() -> None:
+    """A state the practice has not classed changes nothing in the CRM; the reason says so."""
+    decision = inbound("processing", "On Hold")
+    assert isinstance(decision, Ignore) and "unknown Xero state 'On Hold'" in decision.reason
+
+
+def test_practice_manager_states_name_their_crm_status() -> None:
+    """XPM's distinct codes come back as the CRM status they were written for (Cancelled is
+    cancelled), compared without regard to case; Projects' CLOSED stays completed."""
+    xpm = default_mapping(Backend.PRACTICE_MANAGER)
+    link = LinkView(crm_seen="assigned", xero_seen="Planned")
+    assert decide_inbound(
+        mapping=xpm,
+        link=link,
+        crm_status="assigned",
+        xero_state="CANCELLED",
+        policy=ConflictPolicy.CRM_WINS,
+    ) == SetCrmStatus(CrmStatus.CANCELLED)
+    assert MAPPING.crm_status_for("CLOSED") is CrmStatus.COMPLETED
+    assert xpm.crm_status_for("in progress") is CrmStatus.PROCESSING
+    echo = LinkView(crm_seen="completed", xero_seen="Planned", xero_written="Completed")
+    assert decide_inbound(
+        mapping=xpm,
+        link=echo,
+        crm_status="completed",
+        xero_state="COMPLETED",
+        policy=ConflictPolicy.CRM_WINS,
+    ) == Ignore("echo of syncd's write")
 
 
 def test_closed_in_xero_completes_an_open_request() -> None:
@@ -98,14 +128,6 @@ def test_pending_requests_do_not_follow_xero() -> None:
     """A request without a job (pending) is never changed by Xero."""
     decision = inbound("pending", "CLOSED", LinkView())
     assert isinstance(decision, Ignore)
-
-
-def test_stale_events() -> None:
-    """An event older than what the link holds is stale; without times nothing is stale."""
-    assert is_stale(SYNCED, T0 - timedelta(seconds=1))
-    assert not is_stale(SYNCED, T0)
-    assert not is_stale(LinkView(), T0)
-    assert not is_stale(SYNCED, None)
 
 
 @pytest.mark.parametrize(
@@ -232,3 +254,54 @@ def test_inbound_never_moves_within_a_class(
         assert MAPPING.crm_class(decision.status) is not MAPPING.crm_class(crm)
     if isinstance(decision, SetXeroState):
         assert MAPPING.xero_class(decision.state) is MAPPING.crm_class(crm)
+
+
+XPM = default_mapping(Backend.PRACTICE_MANAGER)
+xpm_states = st.sampled_from(["Planned", "In Progress", "Completed", "Cancelled"])
+
+
+def test_a_move_within_xeros_class_is_no_change_even_against_a_moved_crm() -> None:
+    """The CRM went assigned → cancelled (not yet sent) while an XPM user moved the job
+    Planned → In Progress: Xero did not change class, so there is no conflict to settle and
+    the CRM is not reopened, whatever the policy."""
+    link = LinkView(crm_seen="assigned", xero_seen="Planned")
+    for policy in ConflictPolicy:
+        decision = decide_inbound(
+            mapping=XPM, link=link, crm_status="cancelled", xero_state="In Progress", policy=policy
+        )
+        assert decision == Ignore("within its class")
+
+
+def test_xero_in_the_class_syncd_asked_for_is_an_echo() -> None:
+    """syncd asked for Completed (the answer lost) and a user then picked Cancelled: Xero is in
+    the class syncd asked for, so it is no change of Xero's to carry to the CRM."""
+    link = LinkView(crm_seen="completed", xero_seen="Planned", xero_written="Completed")
+    decision = decide_inbound(
+        mapping=XPM,
+        link=link,
+        crm_status="assigned",
+        xero_state="Cancelled",
+        policy=ConflictPolicy.XERO_WINS,
+    )
+    assert decision == Ignore("echo of syncd's write")
+
+
+@given(
+    crm=statuses,
+    xero=xpm_states,
+    seen=st.none() | xpm_states,
+    written=st.none() | xpm_states,
+    policy=st.sampled_from(list(ConflictPolicy)),
+)
+def test_only_a_change_of_xeros_class_writes_the_crm(
+    crm: str, xero: str, seen: str | None, written: str | None, policy: ConflictPolicy
+) -> None:
+    """On XPM's distinct codes, the CRM is written only when Xero left both the class syncd
+    last saw and the class it last asked for."""
+    link = LinkView(crm_seen=crm, xero_seen=seen, xero_written=written)
+    decision = decide_inbound(
+        mapping=XPM, link=link, crm_status=crm, xero_state=xero, policy=policy
+    )
+    if isinstance(decision, SetCrmStatus):
+        for before in (seen, written):
+            assert before is None or XPM.xero_class(before) is not XPM.xero_class(xero)

@@ -110,11 +110,13 @@ def test_parse_a_real_delivery() -> None:
     assert parse(V1_BODY).events == []
 
 
-def test_project_events_and_casing() -> None:
-    """The CRM design's PROJECT events are accepted; event types compare case-insensitively."""
+def test_project_events_are_not_xeros_and_casing() -> None:
+    """Xero has no PROJECT webhooks, so a PROJECT event is a malformed payload (quarantined);
+    event types compare case-insensitively."""
     body = json.loads(V3_BODY)
     body["events"][0].update(eventCategory="PROJECT", eventType="project.completed")
-    assert parse(json.dumps(body).encode()).events[0].event_type == "PROJECT.COMPLETED"
+    with pytest.raises(MalformedPayload, match="eventCategory"):
+        parse(json.dumps(body).encode())
     body["events"][0].update(eventCategory="CONTACT", eventType="Update")
     assert parse(json.dumps(body).encode()).events[0].event_type == "UPDATE"
 

@@ -147,12 +147,27 @@ async def save_settings_page(request: Request, session: Session, services: Servi
     for key in ("poll_interval_minutes", "reconcile_interval_minutes"):
         raw = form.get(key, "").strip()
         changes[key] = int(raw) if raw.isdigit() else (None if raw == "" else raw)
+    if "state_classes" in form:
+        changes["xero_state_classes"] = state_classes(form.get("state_classes", ""))
+    if "job_category_id" in form:
+        changes["job_category_id"] = form.get("job_category_id", "").strip() or None
     try:
         await save_settings(services, session.company, changes, by=session.user_id)
     except SettingsInvalid as exc:
         problem = "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in exc.errors.items())
         return back("/admin/settings", problem=f"not saved — {problem}")
     return back("/admin/settings", flash="settings saved")
+
+
+def state_classes(text: str) -> dict[str, str]:
+    """ "On Hold = open" lines as a mapping; a line without a class is skipped (nothing
+    declared yet), anything else is passed on for validation to name."""
+    declared = {}
+    for line in text.splitlines():
+        state, _, cls = line.partition("=")
+        if state.strip() and cls.strip():
+            declared[" ".join(state.split())] = cls.strip().lower()
+    return declared
 
 
 routes = [
