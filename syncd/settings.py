@@ -357,6 +357,50 @@ SPEC: tuple[Option, ...] = (
     Option("SYNCD_HOST", "host", _text, "127.0.0.1", "Interface `syncd serve` listens on."),
     Option("SYNCD_PORT", "port", _port, "8000", "Port `syncd serve` listens on."),
     Option(
+        "SYNCD_HTTP_MAX_CONCURRENCY",
+        "http_max_concurrency",
+        _positive_int,
+        "200",
+        "Connections and requests `syncd serve` handles at once; past it, new ones get 503.",
+    ),
+    Option(
+        "SYNCD_HTTP_KEEPALIVE_SECONDS",
+        "http_keepalive_seconds",
+        _positive_int,
+        "5",
+        "How long an idle keep-alive connection stays open (seconds).",
+    ),
+    Option(
+        "SYNCD_HTTP_HEADER_TIMEOUT_SECONDS",
+        "http_header_timeout_seconds",
+        _positive_int,
+        "10",
+        "How long a client may take to send a request's headers before it is cut off (seconds).",
+    ),
+    Option(
+        "SYNCD_HTTP_BODY_TIMEOUT_SECONDS",
+        "http_body_timeout_seconds",
+        _positive_int,
+        "10",
+        "How long a client may take to send a request's body before it is cut off (seconds).",
+    ),
+    Option(
+        "SYNCD_COOKIE_SECURE",
+        "cookie_secure",
+        _choice("auto", "always", "never"),
+        "auto",
+        "Secure flag on the console's cookies: auto (when the request came over https), always "
+        "(behind a TLS-terminating proxy), never.",
+    ),
+    Option(
+        "SYNCD_CRM_URL",
+        "crm_url",
+        _http_url,
+        None,
+        "The CRM's address (scheme://host[:port]): console sign-in links are accepted only when "
+        "the browser comes from there.",
+    ),
+    Option(
         "SYNCD_EMBEDDED_SCHEDULER",
         "embedded_scheduler",
         _choice("auto", "on", "off"),
@@ -408,6 +452,12 @@ class Settings:
     webhook_max_bytes: int = 262144
     host: str = "127.0.0.1"
     port: int = 8000
+    http_max_concurrency: int = 200
+    http_keepalive_seconds: int = 5
+    http_header_timeout_seconds: int = 10
+    http_body_timeout_seconds: int = 10
+    cookie_secure: Literal["auto", "always", "never"] = "auto"
+    crm_url: str | None = None
     embedded_scheduler: Literal["auto", "on", "off"] = "auto"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -391,6 +391,9 @@ class OAuthState(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     company_id: Mapped[str] = mapped_column(COMPANY)
     user_id: Mapped[str] = mapped_column(String(36))
+    # SHA-256 of the HttpOnly cookie `/connect` set in the admin's browser: the callback (and
+    # the tenant choice) must come from that browser.
+    browser_hash: Mapped[str | None] = mapped_column(String(64))
     code_verifier_enc: Mapped[str] = mapped_column(Text)
     return_to: Mapped[str | None] = mapped_column(String(500))
     # Set when the consent covered several tenants and the admin still has to pick one.
