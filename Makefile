@@ -7,17 +7,40 @@ DEMO_DIR := .demo
 PG_HOST := 127.0.0.1
 PG_PORT := 5432
 
-.PHONY: demo test install lint format postgres chromium clean benchmarks
+.PHONY: demo test install audit lint format postgres chromium clean benchmarks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[test]'
+# Exactly the versions pinned in constraints.txt (pyproject.toml keeps only lower bounds); a
+# package the install brought in that is not pinned there, at that version, fails the install.
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -c constraints.txt --upgrade pip
+	$(BIN)/python -m pip install -c constraints.txt -e '.[test]'
+	@$(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^setuptools==' \
+		| grep -vxF -f constraints.txt > $(VENV)/.unpinned || true
+	@if [ -s $(VENV)/.unpinned ]; then \
+		echo "installed but not pinned in constraints.txt (regenerate it, see its header):"; \
+		cat $(VENV)/.unpinned; exit 1; \
+	fi
 	touch $@
 
 install: $(STAMP)
+
+# Known vulnerabilities in the pinned set, asked of PyPI's vulnerability data (pip-audit's
+# default service; its per-version JSON API) with a fresh cache, so that the answer is today's.
+# --strict: a package the service cannot answer for fails the audit instead of being skipped
+# (without it pip-audit reports "No known vulnerabilities found, N skipped" and exits 0 when it
+# audited nothing); an unreachable service fails it too. Needs the network, so it is not part of
+# `make test`.
+audit: install
+	@cache=$$(mktemp -d); \
+	$(BIN)/pip-audit --strict --requirement constraints.txt --no-deps --disable-pip \
+		--progress-spinner off --cache-dir "$$cache"; status=$$?; rm -rf "$$cache"; \
+	if [ $$status -ne 0 ]; then \
+		echo "make audit FAILED: known vulnerabilities above, or the vulnerability service could not be asked about every pinned package (then nothing was audited)" >&2; \
+	fi; \
+	exit $$status
 
 # Start the local PostgreSQL cluster if it is down, and wait until it accepts connections.
 postgres:

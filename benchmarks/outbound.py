@@ -187,8 +187,9 @@ def attribute(practice: Practice, ledger: list[LedgerEntry]) -> tuple[list[int],
         if entry.tenant_id != practice.tenant or not entry.counted:
             continue
         key = entry.idempotency_key or ""
+        # syncd's keys are "{task key}:{digest of the body}", task keys "kind:id[:…]".
         if entry.path.endswith(("/Projects", "/job.api/add")) and key.startswith("create:"):
-            request = key.removeprefix("create:")
+            request = key.split(":")[1]
             job_calls[request] += 1
             job_seq.setdefault(request, entry.seq)
             continue
@@ -197,7 +198,7 @@ def attribute(practice: Practice, ledger: list[LedgerEntry]) -> tuple[list[int],
             continue
         client = None
         if key.startswith(("contact:", "client:")):
-            client = key.partition(":")[2]
+            client = key.split(":")[1]
         elif entry.path.endswith("/Contacts") and entry.method == "GET":
             where = parse_qs(entry.query).get("where", [""])[0]
             value = where.partition("==")[2].strip('"').casefold()

@@ -3,6 +3,7 @@ templates; Xero Projects has none)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 from reconcilers.findings import Action, Finding, Kind, Severity
@@ -11,21 +12,20 @@ from reconcilers.snapshots import Snapshot
 
 
 def check(snapshot: Snapshot, index: Index) -> Iterator[Finding]:
+    """Per unmapped service with open requests, in the order of each one's first."""
     if not snapshot.capabilities.templates:
         return
+    mapped = snapshot.mappings.services
+    open_requests = Counter(
+        [r.service_id for r in index.open_requests if r.service_id not in mapped]
+    )
     names = {service.service_id: service.name for service in snapshot.services}
-    for service_id, requests in index.open_by_service.items():
-        if service_id in snapshot.mappings.services:
-            continue
+    for service_id, count in open_requests.items():
         yield Finding(
             kind=Kind.SERVICE_NOT_MAPPED,
             severity=Severity.LOW,
             subject=f"service:{service_id}",
-            crm={
-                "service_id": service_id,
-                "name": names.get(service_id),
-                "open_requests": len(requests),
-            },
+            crm={"service_id": service_id, "name": names.get(service_id), "open_requests": count},
             action=Action.MAP,
             detail="a service in use is not mapped to a Xero job template",
         )

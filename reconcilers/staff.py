@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 from reconcilers.findings import Action, Finding, Kind, Severity
@@ -10,16 +11,25 @@ from reconcilers.snapshots import Snapshot
 
 
 def check(snapshot: Snapshot, index: Index) -> Iterator[Finding]:
+    """Per unmapped accountant with open requests, in the order of each one's first."""
     if not snapshot.capabilities.staff:
+        return
+    mapped = snapshot.mappings.staff
+    open_requests = Counter(
+        [
+            r.accountant_id
+            for r in index.open_requests
+            if r.accountant_id and r.accountant_id not in mapped
+        ]
+    )
+    if not open_requests:
         return
     by_email: dict[str, list[str]] = {}
     for member in snapshot.staff:
         if member.email:
             by_email.setdefault(member.email.strip().lower(), []).append(member.staff_id)
     people = {person.person_id: person for person in snapshot.accountants}
-    for accountant_id, requests in index.open_by_accountant.items():
-        if accountant_id in snapshot.mappings.staff:
-            continue
+    for accountant_id, count in open_requests.items():
         person = people.get(accountant_id)
         email = (person.email or "").strip().lower() if person else ""
         matches = by_email.get(email, []) if email else []
@@ -31,7 +41,7 @@ def check(snapshot: Snapshot, index: Index) -> Iterator[Finding]:
                 "accountant_id": accountant_id,
                 "name": person.name if person else None,
                 "email": person.email if person else None,
-                "open_requests": len(requests),
+                "open_requests": count,
             },
             xero={"suggested_staff_id": matches[0]} if len(matches) == 1 else {},
             action=Action.MAP_STAFF_BY_EMAIL if len(matches) == 1 else Action.MAP,

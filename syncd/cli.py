@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
+import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -25,6 +29,8 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 log = get_logger("syncd.cli")
+
+_QUERY_PASSWORD = re.compile(r"(?i)(^|&)(password|passwd|pwd)=[^&#]*")
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 
@@ -55,6 +61,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from syncd.web.app import create_app
+    from syncd.web.limits import http_protocol
 
     settings.require("SYNCD_ENCRYPTION_KEYS")
     host = args.host or settings.host
@@ -70,6 +77,16 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         proxy_headers=True,
         server_header=False,
         timeout_graceful_shutdown=20,
+        # Past SYNCD_HTTP_MAX_CONCURRENCY open connections or requests in flight, a new request
+        # is answered 503 at once instead of queueing; idle keep-alive connections are closed,
+        # and clients too slow to send their headers or body get 408 (see syncd.web.limits and
+        # docs/operations.md).
+        limit_concurrency=settings.http_max_concurrency,
+        timeout_keep_alive=settings.http_keepalive_seconds,
+        http=http_protocol(
+            header_timeout=settings.http_header_timeout_seconds,
+            body_timeout=settings.http_body_timeout_seconds,
+        ),
     )
     # uvicorn installs SIGTERM/SIGINT handlers: it stops accepting, finishes requests, then runs
     # the lifespan shutdown (which drains the embedded scheduler).
@@ -89,7 +106,9 @@ async def _worker(settings: Settings) -> int:
     from syncd.store.migrate import head_revision, is_at_head
 
     async with open_services(settings) as services:
-        if not await is_at_head(services.db):
+        with database_errors(settings.database_url):
+            at_head = await is_at_head(services.db)
+        if not at_head:
             raise CommandError(
                 f"the database is not migrated to {head_revision()}: run `syncd migrate` first"
             )
@@ -119,7 +138,8 @@ async def _migrate(settings: Settings, downgrade_to: str | None) -> int:
 
     db = Database(settings.database_url)
     try:
-        result = await (downgrade(db, downgrade_to) if downgrade_to else upgrade(db))
+        with database_errors(settings.database_url):
+            result = await (downgrade(db, downgrade_to) if downgrade_to else upgrade(db))
     finally:
         await db.dispose()
     where = _describe_db(settings.database_url)
@@ -128,6 +148,59 @@ async def _migrate(settings: Settings, downgrade_to: str | None) -> int:
     else:
         print(f"{where}: already at {result.after or 'base'}; nothing to do")
     return EXIT_OK
+
+
+@contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """Turn a failure to use syncd's database into one line naming it (password hidden) and
+    saying what went wrong, instead of a driver's bare `Connect call failed`."""
+    try:
+        yield
+    except (SQLAlchemyError, OSError) as exc:
+        raise CommandError(
+            f"cannot use the database {hide_password(url)}: {_database_problem(url, exc)}"
+        ) from None
+
+
+def _database_problem(url: str, exc: BaseException) -> str:
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    reason = getattr(exc, "orig", None) or exc
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused (is the server running and listening there?)"
+    if isinstance(reason, socket.gaierror):
+        return "host not found"
+    if isinstance(reason, TimeoutError):
+        return "timed out connecting"
+    text = _one_line(exc)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        folder = Path(parsed.database.removeprefix("file:")).parent
+        if not folder.is_dir():
+            return f"{text} (the folder {folder} does not exist)"
+    return text
+
+
+def hide_password(value: str) -> str:
+    """`value` with any URL password (`user:PASSWORD@`, `?password=`) shown as ***; anything
+    that is not a URL with a password comes back unchanged."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return value
+    if not parts.scheme:
+        return value
+    shown = value
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        user = userinfo.partition(":")[0]
+        shown = shown.replace(f"//{userinfo}@", f"//{user}:***@", 1)
+    if parts.query:
+        head, _, query = shown.rpartition("?")
+        shown = head + "?" + _QUERY_PASSWORD.sub(r"\1\2=***", query)
+    return shown
 
 
 def _describe_db(url: str) -> str:
@@ -158,7 +231,8 @@ def cmd_keys_rotate(settings: Settings, _args: argparse.Namespace) -> int:
     async def run() -> int:
         db = Database(settings.database_url)
         try:
-            report = await rotate_all(db, Vault(settings.encryption_keys))
+            with database_errors(settings.database_url):
+                report = await rotate_all(db, Vault(settings.encryption_keys))
         finally:
             await db.dispose()
         print(
@@ -400,8 +474,9 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     elif args.markdown:
         print(markdown_table())
     else:
-        width = max(len(name) for name, _ in describe(settings))
-        for name, value in describe(settings):
+        shown = [(name, hide_password(value)) for name, value in describe(settings)]
+        width = max(len(name) for name, _ in shown)
+        for name, value in shown:
             print(f"{name:<{width}}  {value}")
     return EXIT_OK
 
@@ -584,7 +659,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="show the effective configuration (secrets hidden)",
         description=(
             "Print every setting with the value syncd would use here (environment over .env "
-            "over defaults); secrets show only whether they are set."
+            "over defaults); secrets show only whether they are set, and passwords in URLs "
+            "show as ***."
         ),
     )
     shape = config.add_mutually_exclusive_group()

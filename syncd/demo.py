@@ -48,6 +48,7 @@ from syncd.settings import Secret, Settings
 from syncd.store.db import Database
 from syncd.store.migrate import upgrade
 from syncd.web.app import create_app
+from syncd.web.auth import Role, mint_token
 
 SYNCD_URL = "http://127.0.0.1:8000"
 SANDBOX_URL = "http://127.0.0.1:8900"
@@ -187,7 +188,7 @@ class Demo:
                     tenant_type=TENANT_TYPES[backend],
                 )
                 tenants[practice.company_id] = tenant
-                await self._connect(services, syncd_client, browser, practice, tenant)
+                await self._connect(syncd_client, browser, practice, tenant)
                 self.summary.practices.append(
                     {
                         "company_id": practice.company_id,
@@ -297,17 +298,25 @@ class Demo:
 
     async def _connect(
         self,
-        services: Services,
         syncd_client: httpx.AsyncClient,
         browser: httpx.AsyncClient,
         practice: SamplePractice,
         tenant: Tenant,
     ) -> None:
+        """The admin's browser: syncd's connect (which sets the flow's cookie), Xero's consent
+        page, syncd's callback (which wants that cookie back)."""
         self.sandbox.consent_tenant_ids = [tenant.tenant_id]
-        url = await services.require_xero().connect.start(
-            company=CompanyId(practice.company_id), user=UserId(practice.admin_id)
+        token = mint_token(
+            self.settings,
+            user=UserId(practice.admin_id),
+            role=Role.PRACTICE_ADMIN,
+            company=CompanyId(practice.company_id),
+            ttl=timedelta(minutes=5),
         )
-        consent = await browser.get(url)
+        start = await syncd_client.get(
+            "/api/integrations/xero/connect", headers={"Authorization": f"Bearer {token}"}
+        )
+        consent = await browser.get(start.headers["location"])
         back = urlsplit(consent.headers["location"])
         answer = await syncd_client.get(f"{back.path}?{back.query}")
         answer.raise_for_status()

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.domain.ids import CompanyId
 from syncd.logs import get_logger
@@ -24,17 +26,29 @@ from syncd.store.settings import SettingsRepository
 
 log = get_logger("syncd.scheduler")
 
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line (a database error's driver message, not SQLAlchemy's essay)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
 Job = Callable[[Services], Awaitable[object]]
 
 
 async def housekeeping(services: Services) -> int:
-    """Drop expired OAuth states."""
+    """Drop expired OAuth states, and (PostgreSQL) the shared rate budget's calls older than
+    its day window."""
     async with services.db.transaction() as session:
         purged = await OAuthStateRepository(session).purge_expired_across_companies(
             now=services.clock.now()
         )
     if purged:
         log.info("housekeeping.oauth_states_purged", count=purged)
+    if services.xero is not None:
+        calls = await services.xero.governor.purge()
+        if calls:
+            log.info("housekeeping.rate_calls_purged", count=calls)
     return purged
 
 
@@ -104,6 +118,33 @@ async def enqueue_reconciles(services: Services) -> int:
     return queued
 
 
+# A failing job (the database is read-only, gone, unreachable) is not run again until twice its
+# interval has passed, then four times, ... up to this (or its own interval, if longer). Its
+# first failure is logged, each retry in one line, and the recovery once: a few lines a minute
+# instead of a traceback per tick.
+MAX_BACKOFF_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failing:
+    """A job's run of consecutive failures (monotonic seconds)."""
+
+    failures: int
+    since: float
+    retry_at: float
+
+
+def after_failure(previous: Failing | None, *, now: float, interval: float) -> Failing:
+    """The job failed (again) at `now`: when to try it next, exponentially later, capped."""
+    failures = 1 if previous is None else previous.failures + 1
+    delay = min(max(MAX_BACKOFF_SECONDS, interval), interval * 2 ** min(failures, 20))
+    return Failing(
+        failures=failures,
+        since=now if previous is None else previous.since,
+        retry_at=now + delay,
+    )
+
+
 class SchedulerRunner:
     """Starts the periodic jobs and, on stop, lets running ones finish (graceful SIGTERM)."""
 
@@ -112,21 +153,11 @@ class SchedulerRunner:
         self.shutdown_grace = shutdown_grace
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._running: set[asyncio.Task[object]] = set()
+        self.failing: dict[str, Failing] = {}
 
     def add(self, name: str, job: Job, *, seconds: float) -> None:
-        async def run() -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._running.add(task)
-            try:
-                await job(self.services)
-            except Exception:
-                log.exception("scheduler.job_failed", job=name)
-            finally:
-                self._running.discard(task)
-
         self.scheduler.add_job(
-            run,
+            self.guarded(name, job, seconds=seconds),
             "interval",
             seconds=seconds,
             id=name,
@@ -135,6 +166,58 @@ class SchedulerRunner:
             coalesce=True,
             misfire_grace_time=max(1, int(seconds)),
         )
+
+    def guarded(self, name: str, job: Job, *, seconds: float) -> Callable[[], Awaitable[None]]:
+        """One tick of `job`: skipped while it backs off after failures, logged quietly."""
+        clock = self.services.clock
+
+        async def run() -> None:
+            failing = self.failing.get(name)
+            if failing is not None and clock.monotonic() < failing.retry_at:
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                await job(self.services)
+            except Exception as exc:
+                now = clock.monotonic()
+                state = after_failure(failing, now=now, interval=seconds)
+                self.failing[name] = state
+                retry_in = round(state.retry_at - now, 1)
+                if failing is None:
+                    # A database that is down or unusable is named in one line; anything else
+                    # is a bug, and its traceback is worth its size once.
+                    expected = isinstance(exc, SQLAlchemyError | OSError)
+                    traceback = {} if expected else {"exc_info": exc}
+                    log.error(
+                        "scheduler.job_failed",
+                        job=name,
+                        error=one_line(exc),
+                        retry_in=retry_in,
+                        **traceback,
+                    )
+                else:
+                    log.warning(
+                        "scheduler.job_still_failing",
+                        job=name,
+                        error=one_line(exc),
+                        failures=state.failures,
+                        retry_in=retry_in,
+                    )
+            else:
+                if failing is not None:
+                    del self.failing[name]
+                    log.info(
+                        "scheduler.job_recovered",
+                        job=name,
+                        failures=failing.failures,
+                        failed_for=round(clock.monotonic() - failing.since, 1),
+                    )
+            finally:
+                self._running.discard(task)
+
+        return run
 
     def start(self) -> None:
         self.add("drain_outbox", drain_outbox, seconds=1)

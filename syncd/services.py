@@ -27,6 +27,7 @@ from syncd.pipeline.reconcile import RECONCILE, Reconciler
 from syncd.pipeline.worker import TaskHandler, Worker, worker_id
 from syncd.settings import Settings
 from syncd.store.db import Database
+from syncd.store.rate_budget import RateBudget
 from syncd.vault import Vault
 from syncd.xero.audit import SyncLogAudit
 from syncd.xero.contacts import ContactsApi
@@ -37,6 +38,7 @@ from syncd.xero.jobs import Backends, PracticeManagerBackend, ProjectsBackend
 from syncd.xero.oauth import IdentityClient, state_signing_key
 from syncd.xero.practice_manager import PracticeManagerApi
 from syncd.xero.projects import ProjectsApi
+from syncd.xero.shared_governor import SharedRateGovernor
 from syncd.xero.tokens import TokenManager
 
 
@@ -162,15 +164,16 @@ def _worker(
             invoices=xero.invoices,
             clock=clock,
         )
+    owner = worker_id()  # one lease owner for both queues
     outbox = Outbox(
         db,
-        owner=worker_id(),
+        owner=owner,
         lease=timedelta(seconds=settings.outbox_lease_seconds),
         policy=RetryPolicy(max_attempts=settings.outbox_max_attempts),
     )
     return Worker(
         outbox=outbox,
-        inbox=Inbox(db),
+        inbox=Inbox(db, owner=owner),
         inbound=inbound,
         handlers=handlers,
         clock=clock,
@@ -197,15 +200,19 @@ async def _xero_side(
         build_client(base_url=settings.xero_identity_url, transport=transport)
     )
     audit = SyncLogAudit(db)
-    governor = RateGovernor(
-        limits
-        or Limits(
-            per_minute=settings.xero_minute_limit,
-            per_day=settings.xero_day_limit,
-            concurrent=settings.xero_concurrent_limit,
-        ),
-        clock=clock,
+    limits = limits or Limits(
+        per_minute=settings.xero_minute_limit,
+        per_day=settings.xero_day_limit,
+        concurrent=settings.xero_concurrent_limit,
     )
+    # On PostgreSQL any number of processes share each tenant's budget in the database; SQLite
+    # means one process, which counts alone (docs/rate-budget.md).
+    governor = (
+        SharedRateGovernor(RateBudget(db), limits, clock=clock)
+        if db.dialect == "postgresql"
+        else RateGovernor(limits, clock=clock)
+    )
+    stack.push_async_callback(governor.close)
     identity = IdentityClient(
         identity=identity_client,
         api=api_client,
@@ -217,7 +224,14 @@ async def _xero_side(
         clock=clock,
     )
     tokens = TokenManager(db, vault, identity, clock)
-    http = XeroHttp(api_client, tokens=tokens, governor=governor, audit=audit, clock=clock)
+    http = XeroHttp(
+        api_client,
+        tokens=tokens,
+        governor=governor,
+        audit=audit,
+        clock=clock,
+        on_connection_lost=tokens.connection_lost,
+    )
     connect = ConnectService(
         db=db,
         vault=vault,

@@ -1,8 +1,12 @@
-"""In-memory twins for tests (never mocks of syncd's own code)."""
+"""In-memory twins for tests (never mocks of syncd's own code), clocks tests move, and the
+one way a test waits for something to happen (`eventually`)."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from syncd.domain.ids import CompanyId
@@ -32,7 +36,12 @@ class InstantClock:
 
 
 class ManualClock:
-    """A clock the test moves by hand; `sleep` waits until the test advances past the deadline."""
+    """A clock the test moves by hand; `sleep` waits until the test advances past the deadline.
+
+    It knows until when its sleepers sleep, so a test can drive a whole system on it: let
+    everything run until all that is left waits on the clock, then move time on to the next
+    deadline (`next_deadline`, `advance_to`).
+    """
 
     def __init__(self, start: datetime | None = None) -> None:
         self._start = start or datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -56,27 +65,54 @@ class ManualClock:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((self._elapsed + seconds, future))
+        entry = (self._elapsed + seconds, future)
+        self._sleepers.append(entry)
         async with self._condition():
             self._condition().notify_all()
-        await future
+        try:
+            await future
+        finally:  # woken, or cancelled: no longer a sleeper either way
+            if entry in self._sleepers:
+                self._sleepers.remove(entry)
 
     @property
     def sleeping(self) -> int:
         return len(self._sleepers)
 
+    def next_deadline(self) -> float | None:
+        """The earliest moment (on `monotonic`) a sleeper wakes; None when nobody sleeps."""
+        return min((t for t, _ in self._sleepers), default=None)
+
     async def wait_for_sleepers(self, count: int) -> None:
-        """Until `count` coroutines are blocked in `sleep` (fails after 5 real seconds)."""
-        async with asyncio.timeout(5), self._condition():
+        """Until `count` coroutines are blocked in `sleep` (fails after 30 real seconds)."""
+        async with asyncio.timeout(30), self._condition():
             await self._condition().wait_for(lambda: len(self._sleepers) >= count)
 
     def advance(self, seconds: float) -> None:
-        self._elapsed += seconds
+        self.advance_to(self._elapsed + seconds)
+
+    def advance_to(self, moment: float) -> None:
+        """Move time on to `moment` (on `monotonic`; never back) and wake who is due by then."""
+        self._elapsed = max(self._elapsed, moment)
         due = [(t, f) for t, f in self._sleepers if t <= self._elapsed]
-        self._sleepers = [(t, f) for t, f in self._sleepers if t > self._elapsed]
+        self._sleepers = [entry for entry in self._sleepers if entry[0] > self._elapsed]
         for _, future in due:
             if not future.done():
                 future.set_result(None)
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool] | bool], *, what: str, within: float = 30.0
+) -> None:
+    """Wait until `condition()` holds, looking again as soon as other tasks have run; fail
+    after `within` real seconds (a hang, not a slow machine: the bound is generous)."""
+    deadline = time.monotonic() + within
+    while True:
+        outcome = condition()
+        if await outcome if inspect.isawaitable(outcome) else outcome:
+            return
+        assert time.monotonic() < deadline, f"{what}: not within {within} s"
+        await asyncio.sleep(0.001)
 
 
 class StaticTokens:

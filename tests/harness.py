@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from starlette.applications import Starlette
 
 from syncd.clock import Clock, SystemClock
 from syncd.crm.memory import MemoryCrm
@@ -67,6 +68,7 @@ class Harness:
     settings: Settings
     sandbox: SandboxState
     services: Services
+    app: Starlette  # syncd's app, for a second browser (its own client and cookies)
     syncd: httpx.AsyncClient
     xero: httpx.AsyncClient  # a browser's view of the sandbox (authorize page)
     webhooks: WebhookDispatcher  # delivers the sandbox's webhooks to syncd, in process
@@ -176,6 +178,7 @@ async def harness(
                 settings=settings,
                 sandbox=state,
                 services=services,
+                app=app,
                 syncd=syncd,
                 xero=xero,
                 webhooks=dispatcher,

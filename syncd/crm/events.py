@@ -2,7 +2,8 @@
 
 Signature: `webhook-signature` holds space-separated `v1,<base64 HMAC-SHA256>` entries over
 `{webhook-id}.{webhook-timestamp}.{body}`, keyed by the secret's bytes (`whsec_<base64>`; a
-secret without the prefix is used as UTF-8). Timestamps more than 5 minutes off are refused.
+secret without the prefix is used as UTF-8). Timestamps more than 5 minutes off, or not whole
+Unix seconds at all, are refused like a bad signature.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 TOLERANCE = timedelta(minutes=5)
+MAX_TIMESTAMP_DIGITS = 12  # Unix seconds stay under 12 digits until the year 33658
 REQUEST_EVENTS = frozenset(
     {
         "service_request.assigned",
@@ -61,11 +63,12 @@ def verify(
     """Raise EventRejected unless one of the signatures matches and the time is close."""
     if not webhook_id or not timestamp or not signatures:
         raise EventRejected("webhook-id, webhook-timestamp and webhook-signature are required")
-    try:
-        sent = int(timestamp)
-    except ValueError:
-        raise EventRejected("webhook-timestamp is not a Unix time") from None
-    if abs(now - datetime.fromtimestamp(sent, UTC)) > TOLERANCE:
+    # Whole seconds in ASCII digits (int() would also take "+1", "1_0", " 1" and other scripts'
+    # digits), compared as integers: no datetime is built from a number a sender chose.
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > MAX_TIMESTAMP_DIGITS:
+        raise EventRejected("webhook-timestamp is not a Unix time")
+    sent = int(timestamp)
+    if abs(int(now.timestamp()) - sent) > TOLERANCE.total_seconds():
         raise EventRejected("webhook-timestamp is more than 5 minutes away from now")
     expected = sign(key, webhook_id, sent, body)
     matched = False
@@ -88,6 +91,8 @@ def parse(body: bytes) -> CrmEvent:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise EventInvalid("the body is not JSON") from None
+    except RecursionError:
+        raise EventInvalid("the body is JSON nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), dict):
         raise EventInvalid('expected {"type": ..., "data": {...}}')
     kind, fields = data.get("type"), data["data"]

@@ -1,6 +1,7 @@
 """The one retry policy: exponential backoff with jitter, honouring Retry-After. Pure.
 
-The outbox asks `decide` after every failure; nothing else in syncd loops on errors.
+Both queues (outbox tasks, inbox events) ask `decide` after every failure, with a random `rand`
+from their injectable generator; nothing else in syncd loops on errors.
 """
 
 from __future__ import annotations

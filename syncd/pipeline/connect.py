@@ -3,10 +3,20 @@ the consent covered several, disconnect, and the status admins see.
 
 The OAuth `state` is `company.nonce.mac`: signed (forgery fails before any lookup), stored (single
 use, 10 minutes, bound to the user who started it) and it carries the PKCE verifier, encrypted.
+The flow is also bound to the admin's browser: `start` stores the hash of a secret the web layer
+puts in an HttpOnly cookie, and the callback and the tenant choice must bring it back, so a
+consent URL opened by anyone else cannot finish the connect.
+
+syncd never revokes a Xero token: at Xero a revocation removes *all* of that user's connections
+to the app, which other practices' links may be (xero-facts §2.3). A surplus or disconnected
+organisation is removed by its own connection (`DELETE /connections/{id}`), and only when no
+other practice uses that connection.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +29,7 @@ from syncd.domain.backends import Backend, missing_scopes
 from syncd.domain.errors import NeedsReconnect, SyncError
 from syncd.domain.ids import CompanyId, UserId
 from syncd.logs import get_logger
+from syncd.pipeline.outbox import TaskRepository
 from syncd.store.connections import ConnectionRepository, GrantRepository
 from syncd.store.db import Database
 from syncd.store.models import OAuthGrant, OAuthState, XeroConnection
@@ -104,8 +115,16 @@ class ConnectService:
 
     # -- start -------------------------------------------------------------------------------
 
-    async def start(self, *, company: CompanyId, user: UserId, return_to: str | None = None) -> str:
-        """Record a pending state and return the URL that sends the admin to Xero's consent."""
+    async def start(
+        self,
+        *,
+        company: CompanyId,
+        user: UserId,
+        browser: str,
+        return_to: str | None = None,
+    ) -> str:
+        """Record a pending state bound to `browser` (the secret of the admin's browser cookie)
+        and return the URL that sends the admin to Xero's consent."""
         nonce = secrets.token_urlsafe(24)
         verifier, challenge = pkce_pair()
         now = self.clock.now()
@@ -116,6 +135,7 @@ class ConnectService:
                     id=nonce,
                     company_id=company,
                     user_id=user,
+                    browser_hash=browser_hash(browser),
                     code_verifier_enc=self.vault.encrypt(verifier),
                     return_to=return_to,
                     created_at=now,
@@ -133,13 +153,19 @@ class ConnectService:
 
     # -- finish ------------------------------------------------------------------------------
 
-    async def finish(self, *, state: str, code: str) -> Connected | ChooseTenant:
-        """The callback: check the state, exchange the code, find the tenants, link or ask."""
+    async def finish(
+        self, *, state: str, code: str, browser: str | None
+    ) -> Connected | ChooseTenant:
+        """The callback: check the state and the browser, exchange the code, find the tenants,
+        link or ask."""
         company, nonce = self._read_state(state)
         now = self.clock.now()
         async with self.db.transaction() as session:
             states = OAuthStateRepository(session)
             pending = await states.get(company=company, state_id=nonce)
+            if pending is not None and pending.used_at is None and pending.expires_at > now:
+                # Checked before the state is used up: a stranger's callback must not spend it.
+                _check_browser(pending, browser)
             if pending is None or not await states.consume(
                 company=company, state_id=nonce, now=now
             ):
@@ -181,8 +207,8 @@ class ConnectService:
             tenants=[_tenant_dict(t) for t in tenants],
         )
 
-    async def choose(self, *, selection: str, tenant_id: str) -> Connected:
-        """The admin picked one tenant of a multi-tenant consent."""
+    async def choose(self, *, selection: str, tenant_id: str, browser: str | None) -> Connected:
+        """The admin picked one tenant of a multi-tenant consent (in the browser that started)."""
         try:
             company_text, nonce, purpose = unsign_token(self.state_key, selection, parts=3)
         except StateError as exc:
@@ -195,6 +221,7 @@ class ConnectService:
             pending = await OAuthStateRepository(session).get(company=company, state_id=nonce)
             if pending is None or pending.grant_id is None or pending.expires_at <= now:
                 raise ConnectError("this tenant choice has expired or was already made")
+            _check_browser(pending, browser)
             tenants = {t["tenant_id"]: t for t in pending.tenants or []}
             if tenant_id not in tenants:
                 raise ConnectError("that organisation was not part of this Xero consent")
@@ -270,7 +297,7 @@ class ConnectService:
         except IntegrityError:
             refused = True  # another practice linked the same tenant at the same moment
         if refused:
-            await self._discard_grant(grant_id, company)
+            await self._discard_grant(grant_id, company, surplus=tenant.connection_id)
             raise ConnectError(
                 f"the Xero organisation {tenant.tenant_name or tenant.tenant_id!r} is already "
                 "connected to another practice; disconnect it there first",
@@ -306,6 +333,12 @@ class ConnectService:
         connection.tenant_type = tenant.tenant_type
         connection.xero_connection_id = tenant.connection_id
         connection.backend = Backend.for_tenant_type(tenant.tenant_type).value
+        if connection.needs_reconnect:
+            # Tasks parked until the reconnect run now, not at the end of their park.
+            released = await TaskRepository(connections.session).release_parked(
+                company=company, now=now
+            )
+            log.info("connect.parked_tasks_released", company=company, count=released)
         connection.active = True
         connection.needs_reconnect = False
         connection.reconnect_reason = None
@@ -317,18 +350,27 @@ class ConnectService:
         await connections.save(company=company, connection=connection)
         return previous_grant
 
-    async def _discard_grant(self, grant_id: str, company: CompanyId) -> None:
-        """Undo a consent we refuse: revoke it at Xero (best effort) and drop our copy."""
+    async def _discard_grant(self, grant_id: str, company: CompanyId, *, surplus: str) -> None:
+        """Undo a consent we refuse: remove its surplus connection at Xero (best effort; never
+        one another practice uses, and never by revoking the token) and drop our copy."""
         async with self.db.transaction() as session:
             grant = await GrantRepository(session).get_unlinked(grant_id)
             if grant is None:
                 return
-            refresh = self.vault.decrypt(grant.refresh_token_enc)
+            access = self.vault.decrypt(grant.access_token_enc)
             await session.delete(grant)
+            in_use = await ConnectionRepository(session).uses_xero_connection_across_companies(
+                surplus
+            )
+        if in_use:
+            # The same Xero user connected this organisation for the practice that holds it:
+            # it is the same connection at Xero, and it is not ours to remove.
+            log.info("connect.surplus_kept", company=company, connection=surplus)
+            return
         try:
-            await self.identity.revoke(refresh, company=company)
+            await self.identity.delete_connection(access, surplus, company=company)
         except SyncError as exc:
-            log.warning("connect.revoke_refused_grant_failed", company=company, error=str(exc))
+            log.warning("connect.remove_surplus_failed", company=company, error=str(exc))
 
     async def _forget_grant_if_unused(self, grant_id: str) -> None:
         """After a reconnect the old grant is no longer used: drop our copy of its tokens."""
@@ -340,7 +382,8 @@ class ConnectService:
     # -- disconnect --------------------------------------------------------------------------
 
     async def disconnect(self, *, company: CompanyId, user: UserId) -> Disconnected:
-        """Revoke at Xero (remove the tenant connection, revoke the token), then deactivate
+        """Remove the organisation's connection at Xero (never by revoking the token: that
+        would remove every connection of that Xero user, other practices' too), then deactivate
         locally whatever Xero said, and say which of the two happened."""
         async with self.db.transaction() as session:
             connection = await ConnectionRepository(session).get_active(company=company)
@@ -348,15 +391,18 @@ class ConnectService:
                 raise ConnectError("this practice has no active Xero connection", status=404)
             xero_connection_id = connection.xero_connection_id
         problems: list[str] = []
+        async with self.db.transaction() as session:
+            shared = xero_connection_id is not None and (
+                await ConnectionRepository(session).uses_xero_connection_across_companies(
+                    xero_connection_id, besides=company
+                )
+            )
         try:
-            credentials = await self.tokens.credentials(company)
-            if xero_connection_id:
+            if xero_connection_id and not shared:
+                credentials = await self.tokens.credentials(company)
                 await self.identity.delete_connection(
                     credentials.access_token, xero_connection_id, company=company
                 )
-            refresh = await self._refresh_token_of(company)
-            if refresh is not None:
-                await self.identity.revoke(refresh, company=company)
         except (SyncError, NeedsReconnect) as exc:
             problems.append(str(exc))
         now = self.clock.now()
@@ -382,11 +428,6 @@ class ConnectService:
             )
         return Disconnected(revoked_at_xero=True, message="disconnected in syncd and at Xero")
 
-    async def _refresh_token_of(self, company: CompanyId) -> str | None:
-        async with self.db.transaction() as session:
-            grant = await GrantRepository(session).for_company(company=company)
-            return self.vault.decrypt(grant.refresh_token_enc) if grant else None
-
     # -- status ------------------------------------------------------------------------------
 
     async def status(self, *, company: CompanyId) -> dict[str, Any]:
@@ -400,7 +441,7 @@ class ConnectService:
                 "needs_reconnect": False,
                 "disconnected_at": _iso(connection.disconnected_at) if connection else None,
             }
-        budget = self.governor.budget(connection.tenant_id)
+        budget = await self.governor.current_budget(connection.tenant_id)
         backend = Backend(connection.backend)
         missing = missing_scopes(backend, grant.scopes if grant else "")
         return {
@@ -427,6 +468,20 @@ class ConnectService:
                 },
             },
         }
+
+
+def browser_hash(browser: str) -> str:
+    return hashlib.sha256(browser.encode("utf-8")).hexdigest()
+
+
+def _check_browser(pending: OAuthState, browser: str | None) -> None:
+    expected = pending.browser_hash
+    if not browser or expected is None or not hmac.compare_digest(browser_hash(browser), expected):
+        raise ConnectError(
+            "this connect was started in another browser (or its cookie is gone): start it "
+            "again from syncd in this browser",
+            status=403,
+        )
 
 
 def _tenant_dict(tenant: TenantConnection) -> dict[str, Any]:

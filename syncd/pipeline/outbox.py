@@ -1,11 +1,13 @@
 """The durable outbox: enqueue (deduplicated by idempotency key), claim (fair across companies,
-in order per order key, `FOR UPDATE SKIP LOCKED` on PostgreSQL), lease, complete, retry with the
-one policy, dead-letter, and retry dead tasks on request.
+in order per order key), complete, retry with the one policy, dead-letter, and retry dead tasks
+on request. Claims, leases and owner-checked settling are syncd.pipeline.leases, shared with the
+inbox (docs/queues.md).
 
 Task states (DESIGN.md §2b): pending → running (leased until T) → done; → pending again (retry
 at T') on a transient error; → dead on a permanent error or after the last attempt. A running
-task whose lease expired (its worker died) is claimable again. A task whose practice must
-reconnect is parked (pending, later) without spending an attempt.
+task whose lease expired (its worker died) is claimable again; only the lease's holder settles a
+task. A task whose practice must reconnect is parked (pending, later) without spending an
+attempt.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from syncd.domain.ids import CompanyId
 from syncd.domain.retry import GiveUp, RetryAfter, RetryPolicy, WaitForReconnect, decide
 from syncd.domain.tasks import TaskSpec
 from syncd.logs import get_logger
+from syncd.pipeline.leases import OUTBOX, Leases
 from syncd.store.db import Database
 from syncd.store.models import OutboxTask, XeroConnection
 from syncd.store.scoping import TenantRepository, dialect_insert
@@ -146,6 +149,20 @@ class TaskRepository(TenantRepository[OutboxTask]):
         )
         return {state: int(n) for state, n in (await self.session.execute(statement)).all()}
 
+    async def release_parked(self, *, company: CompanyId, now: datetime) -> int:
+        """The practice reconnected: its waiting tasks (parked for the reconnect, or backing
+        off) are due now rather than at the end of their wait. Returns how many."""
+        result = await self.session.execute(
+            update(OutboxTask)
+            .where(
+                OutboxTask.company_id == company,
+                OutboxTask.state == "pending",
+                OutboxTask.run_after > now,
+            )
+            .values(run_after=now, updated_at=now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def retry_dead(self, *, company: CompanyId, task_id: int, now: datetime) -> bool:
         """A dead task goes back to pending with fresh attempts; False if it is not dead."""
         result = await self.session.execute(
@@ -183,7 +200,7 @@ class ClaimedTask:
 def _claimable(now: datetime) -> Any:
     return or_(
         and_(OutboxTask.state == "pending", OutboxTask.run_after <= now),
-        and_(OutboxTask.state == "running", OutboxTask.leased_until < now),
+        OUTBOX.expired(now),
     )
 
 
@@ -198,10 +215,18 @@ class Outbox:
         rng: random.Random | None = None,
     ) -> None:
         self.db = db
-        self.owner = owner
-        self.lease = lease
+        self.leases = Leases(db, OUTBOX, owner=owner, lease=lease)
         self.policy = policy or RetryPolicy()
+        # Jitter spreads retries of tasks that failed together; seeded from the OS by default.
         self.rng = rng or random.Random()
+
+    @property
+    def owner(self) -> str:
+        return self.leases.owner
+
+    @property
+    def lease(self) -> timedelta:
+        return self.leases.lease
 
     async def claim(
         self,
@@ -255,29 +280,8 @@ class Outbox:
             ids = list((await session.execute(candidates)).scalars().all())
             if not ids:
                 return []
-            lockable = (
-                select(OutboxTask.id)
-                .where(OutboxTask.id.in_(ids), _claimable(now))
-                .with_for_update(skip_locked=True)
-            )
-            rows = (
-                (
-                    await session.execute(
-                        update(OutboxTask)
-                        .where(OutboxTask.id.in_(lockable))
-                        .values(
-                            state="running",
-                            leased_until=now + self.lease,
-                            lease_owner=self.owner,
-                            attempts=OutboxTask.attempts + 1,
-                            updated_at=now,
-                        )
-                        .returning(OutboxTask)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            lockable = select(OutboxTask.id).where(OutboxTask.id.in_(ids), _claimable(now))
+            rows = await self.leases.claim(session, lockable, now=now)
             claimed = [
                 ClaimedTask(
                     id=row.id,
@@ -305,12 +309,7 @@ class Outbox:
     async def extend(self, task: ClaimedTask, *, now: datetime) -> bool:
         """Renew a running task's lease; False if it was lost (another worker owns it now)."""
         async with self.db.transaction() as session:
-            outcome = await session.execute(
-                update(OutboxTask)
-                .where(*self._owned(task))
-                .values(leased_until=now + self.lease, updated_at=now)
-            )
-            return bool(getattr(outcome, "rowcount", 0))
+            return task.id in await self.leases.renew(session, [task], now=now)
 
     def exhausted(self, task: ClaimedTask) -> bool:
         """True when earlier attempts already used up the task's budget: they only end without
@@ -319,7 +318,8 @@ class Outbox:
         return task.attempts > _policy_for(self.policy, task).max_attempts
 
     async def fail(self, task: ClaimedTask, error: BaseException, *, now: datetime) -> str:
-        """Apply the retry policy; returns the task's new state (pending, dead or parked)."""
+        """Apply the retry policy; returns the task's new state (pending, dead or parked), or
+        "lost" when the lease was lost meanwhile (the new owner's attempt decides)."""
         decision = decide(
             _policy_for(self.policy, task),
             attempt=task.attempts,
@@ -329,14 +329,15 @@ class Outbox:
         message = f"{type(error).__name__}: {error}"[:2000]
         async with self.db.transaction() as session:
             if isinstance(decision, GiveUp):
-                await self._finish(
+                if not await self._finish(
                     session,
                     task,
                     state="dead",
                     now=now,
                     result=None,
                     last_error=decision.reason[:2000],
-                )
+                ):
+                    return self._lost(task)
                 log.warning(
                     "outbox.dead",
                     task=task.id,
@@ -346,24 +347,26 @@ class Outbox:
                 )
                 return "dead"
             if isinstance(decision, WaitForReconnect):
-                await self._reschedule(
+                if not await self._reschedule(
                     session,
                     task,
                     at=now + RECONNECT_PARK,
                     error=message,
                     refund_attempt=True,
                     now=now,
-                )
+                ):
+                    return self._lost(task)
                 return "parked"
             assert isinstance(decision, RetryAfter)
-            await self._reschedule(
+            if not await self._reschedule(
                 session,
                 task,
                 at=now + timedelta(seconds=decision.delay),
                 error=message,
                 refund_attempt=False,
                 now=now,
-            )
+            ):
+                return self._lost(task)
             log.info(
                 "outbox.retry",
                 task=task.id,
@@ -375,6 +378,11 @@ class Outbox:
             )
             return "pending"
 
+    @staticmethod
+    def _lost(task: ClaimedTask) -> str:
+        log.warning("outbox.lease_lost", task=task.id, kind=task.kind, company=task.company)
+        return "lost"
+
     async def _finish(
         self,
         session: AsyncSession,
@@ -385,19 +393,19 @@ class Outbox:
         result: dict[str, Any] | None,
         last_error: str | None,
     ) -> bool:
-        outcome = await session.execute(
-            update(OutboxTask)
-            .where(*self._owned(task))
-            .values(
-                state=state,
-                result=result,
-                last_error=last_error,
-                finished_at=now,
-                leased_until=None,
-                updated_at=now,
-            )
+        return await self.leases.settle(
+            session,
+            task,
+            now=now,
+            values={
+                "state": state,
+                "result": result,
+                "last_error": last_error,
+                "finished_at": now,
+                "leased_until": None,
+            },
+            where=self._scope(task),
         )
-        return bool(getattr(outcome, "rowcount", 0))
 
     async def _reschedule(
         self,
@@ -408,31 +416,26 @@ class Outbox:
         error: str,
         refund_attempt: bool,
         now: datetime,
-    ) -> None:
-        await session.execute(
-            update(OutboxTask)
-            .where(*self._owned(task))
-            .values(
-                state="pending",
-                run_after=at,
-                last_error=error,
-                leased_until=None,
-                lease_owner=None,
-                updated_at=now,
-                attempts=OutboxTask.attempts - 1 if refund_attempt else OutboxTask.attempts,
-            )
+    ) -> bool:
+        return await self.leases.settle(
+            session,
+            task,
+            now=now,
+            values={
+                "state": "pending",
+                "run_after": at,
+                "last_error": error,
+                "leased_until": None,
+                "lease_owner": None,
+                "attempts": OutboxTask.attempts - 1 if refund_attempt else OutboxTask.attempts,
+            },
+            where=self._scope(task),
         )
 
-    def _owned(self, task: ClaimedTask) -> tuple[Any, ...]:
-        # Only the lease holder may settle a task: after a lease expiry another worker may
-        # have claimed it, and its attempt count moved on.
-        return (
-            OutboxTask.id == task.id,
-            OutboxTask.company_id == task.company,
-            OutboxTask.state == "running",
-            OutboxTask.lease_owner == self.owner,
-            OutboxTask.attempts == task.attempts,
-        )
+    @staticmethod
+    def _scope(task: ClaimedTask) -> tuple[Any, ...]:
+        # Tenant scope on every statement (the lease check itself is by id, owner, attempt).
+        return (OutboxTask.company_id == task.company,)
 
 
 def _policy_for(policy: RetryPolicy, task: ClaimedTask) -> RetryPolicy:

@@ -4,7 +4,8 @@ Scheduler ticks call `tick_outbox` / `tick_inbox`; each claims only what there i
 starts it in the background, so work flows continuously across ticks and a long task never
 holds up the next claim. Per practice at most `per_company` tasks run at once (Xero allows 5
 concurrent calls per tenant); claims take one task per practice at a time, round-robin, so a
-practice with a backlog never starves another.
+practice with a backlog never starves another. Whatever the worker holds, of either queue, stays
+leased (a heartbeat renews it) until it is settled; see syncd.pipeline.leases.
 """
 
 from __future__ import annotations
@@ -15,23 +16,19 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from syncd.clock import Clock
 from syncd.domain.errors import PermanentError, SyncError, TransientError
 from syncd.domain.ids import CompanyId
-from syncd.domain.retry import GiveUp, RetryAfter, RetryPolicy, backoff, decide
 from syncd.logs import get_logger
 from syncd.pipeline.inbound import InboundHandler
 from syncd.pipeline.inbox import ClaimedEvent, Inbox
+from syncd.pipeline.leases import Heartbeat
 from syncd.pipeline.outbox import ClaimedTask, Outbox
 from syncd.xero.audit import call_scope
 
 log = get_logger("syncd.worker")
-
-INBOX_POLICY = RetryPolicy(base_delay=5, max_delay=1800, max_attempts=10)
-HEARTBEAT_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +58,7 @@ class Worker:
         max_in_flight: int = 20,
         per_company: int = 5,
         inbox_batch: int = 50,
+        heartbeat_seconds: float | None = None,
     ) -> None:
         self.outbox = outbox
         self.inbox = inbox
@@ -74,6 +72,9 @@ class Worker:
         self.max_in_flight = max_in_flight
         self.per_company = per_company
         self.inbox_batch = inbox_batch
+        # How often (real seconds) a lease heartbeat looks at the clock; None: a second, or a
+        # quarter of the lease if shorter (see syncd.pipeline.leases.Heartbeat).
+        self.heartbeat_seconds = heartbeat_seconds
         self._running: dict[asyncio.Task[None], CompanyId] = {}
         self._claiming = asyncio.Lock()
         self._claim_again = False
@@ -144,12 +145,13 @@ class Worker:
                     f"attempt {task.attempts} of {task.kind}: earlier attempts' workers stopped"
                     " before finishing (their leases expired)"
                 )
-            heartbeat = asyncio.create_task(self._keep_leased(task), name=f"lease-{task.id}")
-            try:
+            # Renewed while the handler runs, so a slow task (a big reconciliation, a wait for
+            # the rate governor) is never claimed a second time by another worker.
+            async with Heartbeat(
+                self.outbox.leases, self.clock, [task], poll=self.heartbeat_seconds
+            ):
                 with call_scope(task_id=task.id) as scope:
                     result = await handler(TaskContext(task=task, clock=self.clock))
-            finally:
-                heartbeat.cancel()
             outcome = dict(result or {})
             outcome.setdefault("xero_calls", scope.calls)
             if not await self.outbox.complete(task, now=self.clock.now(), result=outcome):
@@ -170,73 +172,56 @@ class Worker:
             if state == "dead" and self.on_dead is not None:
                 await self.on_dead(task, f"{exc}")
 
-    async def _keep_leased(self, task: ClaimedTask) -> None:
-        """Renew the lease while the task runs, so a slow task (a big reconciliation) is never
-        claimed a second time by another worker.
-
-        Wakes on real time but renews by the worker's clock, which tests and benchmarks may
-        run faster or make jump.
-        """
-        lease = self.outbox.lease.total_seconds()
-        renewed = self.clock.now()
-        while True:
-            await asyncio.sleep(min(HEARTBEAT_POLL_SECONDS, lease / 4))
-            now = self.clock.now()
-            if (now - renewed).total_seconds() < lease / 3:
-                continue
-            if not await self.outbox.extend(task, now=now):
-                log.warning("outbox.lease_lost", task=task.id, kind=task.kind)
-                return
-            renewed = now
-
     # -- inbox -------------------------------------------------------------------------------
 
     async def tick_inbox(self) -> int:
-        """Claim a batch of inbound events and apply them; returns how many were handled.
+        """Claim a batch of inbound events and apply them; returns how many were claimed.
 
-        Events of one practice run in order; practices run side by side.
+        Events of one practice run in order; practices run side by side. The whole batch stays
+        leased (renewed) until each event is settled, so an event waiting behind a slow one (the
+        rate governor holding its practice) is not taken over by another worker.
         """
         if self.inbound is None or self._inbox_busy.locked():
             return 0
         async with self._inbox_busy:
-            events = await self.inbox.claim(now=self.clock.now(), limit=self.inbox_batch)
+            now = self.clock.now()
+            events = await self.inbox.claim(now=now, limit=self.inbox_batch)
+            if not events:
+                return 0
             by_tenant: dict[str, list[ClaimedEvent]] = {}
             for event in events:
                 by_tenant.setdefault(event.tenant_id, []).append(event)
-            await asyncio.gather(*(self._handle_all(batch) for batch in by_tenant.values()))
+            async with Heartbeat(
+                self.inbox.leases, self.clock, events, since=now, poll=self.heartbeat_seconds
+            ) as held:
+                # Every practice's events finish (or stay leased) before the heartbeat stops.
+                outcomes = await asyncio.gather(
+                    *(self._handle_all(batch, held) for batch in by_tenant.values()),
+                    return_exceptions=True,
+                )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
             return len(events)
 
-    async def _handle_all(self, events: list[ClaimedEvent]) -> None:
+    async def _handle_all(self, events: list[ClaimedEvent], held: Heartbeat) -> None:
         for event in events:
-            await self._handle(event)
+            await self._handle(event, held)
 
-    async def _handle(self, event: ClaimedEvent) -> None:
+    async def _handle(self, event: ClaimedEvent, held: Heartbeat) -> None:
         assert self.inbound is not None
+        if held.lost(event):  # taken over while it waited its turn: the new holder applies it
+            log.warning("inbox.lease_lost", inbox_event=event.id)
+            return
         try:
             outcome = await self.inbound.handle(event)
         except Exception as exc:  # the one retry policy decides: failed, or tried again later
             if not isinstance(exc, SyncError):
                 log.exception("inbound.crashed", inbox_event=event.id)
-            decision = decide(INBOX_POLICY, attempt=event.attempts, error=exc, rand=0.5)
-            if isinstance(decision, GiveUp):
-                await self.inbox.settle(
-                    event, state="failed", result=decision.reason, now=self.clock.now()
-                )
-                return
-            # An event waiting for a reconnect is tried again on the policy's schedule.
-            delay = (
-                decision.delay
-                if isinstance(decision, RetryAfter)
-                else backoff(INBOX_POLICY, event.attempts, 0.5)
-            )
-            await self.inbox.settle(
-                event,
-                state="pending",
-                result=f"retrying: {exc}",
-                now=self.clock.now(),
-                retry_at=self.clock.now() + timedelta(seconds=delay),
-            )
+            held.release(event)
+            await self.inbox.fail(event, exc, now=self.clock.now())
             return
+        held.release(event)
         await self.inbox.settle(
             event,
             state=outcome.state,

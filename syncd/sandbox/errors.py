@@ -18,6 +18,8 @@ TITLES = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
+    409: "Conflict",
+    422: "Unprocessable Entity",
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -63,6 +65,17 @@ def accounting_validation(elements: Sequence[Mapping[str, Any]]) -> JSONResponse
 def accounting_error(status: int, error_type: str, message: str) -> JSONResponse:
     """Other Accounting API errors (bad query, not found); the spec documents only 400 bodies."""
     return JSONResponse({"Type": error_type, "Message": message}, status_code=status)
+
+
+def post_data_invalid(detail: str) -> JSONResponse:
+    """The Accounting API's 400 for a body it cannot read into its model (a value of the wrong
+    type, format or enum): ErrorNumber 14, `PostDataInvalidException`."""
+    body = {
+        "ErrorNumber": 14,
+        "Type": "PostDataInvalidException",
+        "Message": f"JSON for post data was invalid: {detail}",
+    }
+    return JSONResponse(body, status_code=400)
 
 
 def oauth_error(error: str, description: str | None = None, *, status: int = 400) -> JSONResponse:

@@ -2,6 +2,10 @@
 rate limits, latency, injected failures, Idempotency-Key replays (not on Practice Manager, which
 does not document the header) and dropped answers.
 
+A repeated Idempotency-Key with the same body (and query) replays the first answer; with a
+different one it is refused with 422, the status the IETF's Idempotency-Key draft gives for a
+key reused on a different payload (Xero documents no status for it; docs/sandbox.md).
+
 The routes behind it only see requests Xero would have let through; they find the tenant id
 in `request.state.tenant_id` and the grant in `request.state.grant`.
 """
@@ -9,6 +13,8 @@ in `request.state.tenant_id` and the grant in `request.state.grant`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import uuid
 from dataclasses import replace
 from typing import Any, Literal
@@ -31,6 +37,7 @@ _API_PREFIXES = ("/projects.xro/2.0/", "/api.xro/2.0/", "/practicemanager/3.1/")
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MAX_IDEMPOTENCY_KEY = 128
 _UNKEYED_PREFIXES = ("/practicemanager/",)
+Slot = tuple[str, str, str, str]  # tenant, method, lower-cased path, Idempotency-Key
 
 
 def kind_of(path: str) -> Kind:
@@ -123,6 +130,42 @@ async def _capture(app: ASGIApp, scope: Scope, receive: Receive) -> StoredRespon
     return StoredResponse(status=status, headers=tuple(headers), body=bytes(body))
 
 
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole request body, and a `receive` that hands it to the app again."""
+    chunks: list[bytes] = []
+    ended: Message | None = None
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            ended = message  # the client went away before the body was complete
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    replayed = False
+
+    async def again() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return ended if ended is not None else await receive()
+
+    return body, again
+
+
+def fingerprint(body: bytes, query: bytes) -> str:
+    """What makes two writes under one Idempotency-Key the same request: the body (compared
+    as JSON when it is JSON, so key order and spacing do not matter) and the query string."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"))
+        content = b"json:" + canonical.encode()
+    except (ValueError, RecursionError):
+        content = b"raw:" + body
+    return hashlib.sha256(content + b"?" + query).hexdigest()
+
+
 def _stored(response: Response) -> StoredResponse:
     return StoredResponse(
         status=response.status_code, headers=tuple(response.raw_headers), body=bytes(response.body)
@@ -143,7 +186,11 @@ class SandboxGate:
     def __init__(self, app: ASGIApp, state: SandboxState) -> None:
         self.app = app
         self.state = state
-        self._slot_locks: KeyedLocks[tuple[str, str, str, str]] = KeyedLocks()
+        self._slot_locks: KeyedLocks[Slot] = KeyedLocks()
+        # The request each stored answer was for, kept beside `state.idempotency` (the answer
+        # is the anchor: a reset world, or an answer another gate stored, has no fingerprint
+        # here and is replayed as before).
+        self._requests: dict[Slot, tuple[StoredResponse, str]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or kind_of(scope["path"]) == "control":
@@ -266,15 +313,29 @@ class SandboxGate:
         elif len(key) > _MAX_IDEMPOTENCY_KEY:
             refused = errors.problem(400, "Idempotency-Key must be at most 128 characters")
             return _stored(refused), False
-        slot = (tenant_id or "", method, path.lower(), key or "")
+        slot: Slot = (tenant_id or "", method, path.lower(), key or "")
+        request = ""
+        if key is not None:
+            body, receive = await _buffered(receive)
+            request = fingerprint(body, scope.get("query_string", b""))
         # Like Xero, a repeat of a key still in flight waits for the first answer, so two
         # racing retries never both run the write.
         async with self._slot_locks(slot) if key else contextlib.nullcontext():
             if key is not None and slot in state.idempotency:
+                stored = state.idempotency[slot]
+                first = self._requests.get(slot)
+                if first is not None and first[0] is stored and first[1] != request:
+                    conflict = errors.problem(
+                        422,
+                        f"Idempotency-Key {key!r} was already used on {method} {path} with a "
+                        "different request; a different request needs a new key",
+                    )
+                    return _stored(conflict), False
                 entry.update(replayed=True)
-                return state.idempotency[slot], state.take_fault(path, "drop")
+                return stored, state.take_fault(path, "drop")
             scope.setdefault("state", {}).update(tenant_id=tenant_id, grant=grant)
             answer = await _capture(self.app, scope, receive)
             if key is not None and answer.status < 500:
                 state.idempotency[slot] = answer
+                self._requests[slot] = (answer, request)
         return answer, state.take_fault(path, "drop")

@@ -58,17 +58,6 @@ def integer(query: QueryParams, name: str, *, default: int | None) -> int | None
         raise BadParameter(name, f"must be an integer, not {raw!r}") from None
 
 
-def boolean(query: QueryParams, name: str) -> bool:
-    raw = first(query, name)
-    if raw is None:
-        return False
-    if raw.strip().lower() in ("true", "1"):
-        return True
-    if raw.strip().lower() in ("false", "0", ""):
-        return False
-    raise BadParameter(name, f"must be true or false, not {raw!r}")
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Page:
     page: int

@@ -40,6 +40,18 @@ class ConnectionRepository(TenantRepository[XeroConnection]):
         )
         return (await self.session.execute(statement)).scalars().first()
 
+    async def uses_xero_connection_across_companies(
+        self, connection_id: str, *, besides: CompanyId | None = None
+    ) -> bool:
+        """Whether an active practice (other than `besides`) links through this Xero
+        connection id (removing it at Xero would cut that practice off)."""
+        statement = select(XeroConnection.id).where(
+            XeroConnection.xero_connection_id == connection_id, XeroConnection.active.is_(True)
+        )
+        if besides is not None:
+            statement = statement.where(XeroConnection.company_id != besides)
+        return (await self.session.execute(statement.limit(1))).first() is not None
+
     async def list_active_across_companies(self) -> list[XeroConnection]:
         statement = (
             select(XeroConnection)

@@ -2,21 +2,23 @@
 
 Webhook acknowledgement waits on this write, so it is the one place syncd steps around the
 SQLAlchemy async engine (whose path costs ~2 ms a batch in thread hops against ~0.4 ms here):
-on SQLite a dedicated sqlite3 connection (see SqliteSink); on PostgreSQL one
-`INSERT … SELECT FROM unnest(…)` statement per batch, a single round trip that commits by
-itself. Both keep the table's duplicate rule (`ON CONFLICT (tenant_id, dedupe_key) DO NOTHING`).
-The schema is the migrations'; the column list below is checked against the model by a test.
+on SQLite one multi-row `INSERT` per batch on a dedicated sqlite3 connection (see SqliteSink);
+on PostgreSQL one `INSERT … SELECT FROM json_to_recordset(…)` statement per batch, a single
+round trip that commits by itself (see PostgresSink). Both keep the table's duplicate rule
+(`ON CONFLICT (tenant_id, dedupe_key) DO NOTHING`). The schema is the migrations'; the column
+list below is checked against the model by a test. Measured in docs/webhook-performance.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
+import operator
 import sqlite3
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -25,28 +27,34 @@ from sqlalchemy.engine import make_url
 from syncd.clock import ensure_aware
 from syncd.store.db import SQLITE_BUSY_TIMEOUT_MS
 
-# (column, kind, PostgreSQL array type) in insert order.
-COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("tenant_id", "text", "text[]"),
-    ("source", "text", "text[]"),
-    ("dedupe_key", "text", "text[]"),
-    ("category", "text", "text[]"),
-    ("event_type", "text", "text[]"),
-    ("resource_id", "text", "text[]"),
-    ("event_date", "time", "timestamptz[]"),
-    ("payload", "json", "text[]"),
-    ("raw_body", "text", "text[]"),
-    ("state", "text", "text[]"),
-    ("attempts", "int", "int[]"),
-    ("result", "text", "text[]"),
-    ("received_at", "time", "timestamptz[]"),
-    ("processed_at", "time", "timestamptz[]"),
+# (column, kind) in insert order.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("tenant_id", "text"),
+    ("source", "text"),
+    ("dedupe_key", "text"),
+    ("category", "text"),
+    ("event_type", "text"),
+    ("resource_id", "text"),
+    ("event_date", "time"),
+    ("payload", "json"),
+    ("raw_body", "text"),
+    ("state", "text"),
+    ("attempts", "int"),
+    ("result", "text"),
+    ("received_at", "time"),
+    ("processed_at", "time"),
 )
-_NAMES = ", ".join(column for column, _, _ in COLUMNS)
+_NAMES = ", ".join(column for column, _ in COLUMNS)
 _CONFLICT = "ON CONFLICT (tenant_id, dedupe_key) DO NOTHING"
+_KEYS = tuple(column for column, _ in COLUMNS)
+_ALL_KEYS = operator.itemgetter(*_KEYS)
+_TIMES = tuple(i for i, (_, kind) in enumerate(COLUMNS) if kind == "time")
+_JSONS = tuple(i for i, (_, kind) in enumerate(COLUMNS) if kind == "json")
 
 
 class InboxSink(Protocol):
+    concurrency: int  # batches it can commit at once
+
     async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
         """Commit `rows` (duplicates dropped) or raise."""
         ...
@@ -54,29 +62,43 @@ class InboxSink(Protocol):
     async def close(self) -> None: ...
 
 
-def _sqlite_value(value: Any, kind: str) -> Any:
-    if value is None:
-        return None
-    if kind == "json":
-        return json.dumps(value, separators=(",", ":"))
-    if kind == "time":
-        # The text form SQLAlchemy's SQLite DATETIME uses (what UTCDateTime reads back).
-        return ensure_aware(value).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
+def _sqlite_values(row: dict[str, Any]) -> list[Any]:
+    """The row's values in column order, times and JSON as text."""
+    try:
+        values = list(_ALL_KEYS(row))  # event_row/quarantine_row give every column
+    except KeyError:
+        values = [row.get(key) for key in _KEYS]
+    for i in _TIMES:
+        if values[i] is not None:
+            values[i] = _sqlite_time(values[i])
+    for i in _JSONS:
+        if values[i] is not None:
+            values[i] = json.dumps(values[i], separators=(",", ":"))
+    return values
+
+
+def _sqlite_time(value: datetime) -> str:
+    """The text form SQLAlchemy's SQLite DATETIME uses (what UTCDateTime reads back)."""
+    if value.tzinfo is not UTC:
+        value = ensure_aware(value)  # refuses naive times; other zones become UTC
+    return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
 
 
 class SqliteSink:
     """One sqlite3 connection for inbox writes.
 
-    Uncontended (the usual case) a batch is written right on the event loop: BEGIN IMMEDIATE /
-    executemany / COMMIT take ~0.3 ms, less than handing the batch to a thread and back. The
-    lock is asked for without waiting; if another connection holds it (a worker's transaction,
-    which may itself be waiting for the loop), the batch goes to a thread that waits its turn —
-    the loop never blocks on a lock. Checkpoints (which fsync) never run inside these commits:
-    a thread checkpoints the WAL every `checkpoint_seconds`.
+    A batch is one multi-row `INSERT … ON CONFLICT DO NOTHING`, a transaction by itself.
+    Uncontended (the usual case) it runs right on the event loop: handing it to a thread and
+    back cost more than it saved, measured (docs/webhook-performance.md). The write lock is
+    asked for without waiting; if another connection holds it (a worker's transaction, which
+    may itself be waiting for the loop), the batch goes to a thread that waits its turn — the
+    loop never blocks on a lock. Checkpoints (which fsync) never run inside these commits: a
+    thread checkpoints the WAL every `checkpoint_seconds`.
     """
 
-    def __init__(self, path: str, *, checkpoint_seconds: float = 2.0) -> None:
+    concurrency = 1  # one writer at a time in SQLite
+
+    def __init__(self, path: str, *, checkpoint_seconds: float = 1.0) -> None:
         self.path = path
         self.checkpoint_seconds = checkpoint_seconds
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="inbox-sqlite")
@@ -84,13 +106,25 @@ class SqliteSink:
         self._checkpointer: sqlite3.Connection | None = None
         self._checkpoint: asyncio.Future[None] | None = None
         self._last_checkpoint = time.monotonic()
-        marks = ", ".join("?" for _ in COLUMNS)
-        self._sql = f"INSERT INTO inbox_events ({_NAMES}) VALUES ({marks}) {_CONFLICT}"  # noqa: S608
+        self._sql: dict[int, str] = {}
+
+    def _statement(self, rows: int) -> str:
+        sql = self._sql.get(rows)
+        if sql is None:
+            marks = "(" + ", ".join("?" for _ in COLUMNS) + ")"
+            values = ", ".join(marks for _ in range(rows))
+            sql = f"INSERT INTO inbox_events ({_NAMES}) VALUES {values} {_CONFLICT}"  # noqa: S608
+            self._sql[rows] = sql
+        return sql
 
     def _open(self) -> sqlite3.Connection:
         if self._connection is None:
             connection = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=0
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=0,  # the loop never waits for the write lock
+                cached_statements=512,  # one statement per batch size seen
             )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
@@ -98,30 +132,32 @@ class SqliteSink:
             self._connection = connection
         return self._connection
 
-    def _insert(self, params: list[tuple[Any, ...]], *, wait_ms: int) -> bool:
-        """False when the write lock is taken and `wait_ms` is 0."""
-        connection = self._open()
-        connection.execute(f"PRAGMA busy_timeout={wait_ms}")
+    def _try_insert(self, sql: str, params: list[Any]) -> bool:
+        """False when another connection holds the write lock (nothing written)."""
         try:
-            connection.execute("BEGIN IMMEDIATE")
+            self._open().execute(sql, params)
         except sqlite3.OperationalError as exc:
-            if wait_ms == 0 and "locked" in str(exc):
+            if "locked" in str(exc):
                 return False
             raise
-        try:
-            connection.executemany(self._sql, params)
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
         return True
 
+    def _wait_and_insert(self, sql: str, params: list[Any]) -> None:
+        connection = self._open()
+        connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        try:
+            connection.execute(sql, params)
+        finally:
+            connection.execute("PRAGMA busy_timeout=0")
+
     async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
-        params = [tuple(_sqlite_value(row.get(c), k) for c, k, _ in COLUMNS) for row in rows]
-        if not self._insert(params, wait_ms=0):
+        if not rows:
+            return
+        params = [value for row in rows for value in _sqlite_values(row)]
+        sql = self._statement(len(rows))
+        if not self._try_insert(sql, params):
             await asyncio.get_running_loop().run_in_executor(
-                self._executor,
-                functools.partial(self._insert, params, wait_ms=SQLITE_BUSY_TIMEOUT_MS),
+                self._executor, self._wait_and_insert, sql, params
             )
         self._maybe_checkpoint()
 
@@ -156,16 +192,6 @@ class SqliteSink:
         self._executor.shutdown(wait=True)
 
 
-def _pg_value(value: Any, kind: str) -> Any:
-    if value is None:
-        return None
-    if kind == "json":
-        return json.dumps(value, separators=(",", ":"))
-    if kind == "time":
-        return ensure_aware(value)
-    return value
-
-
 # Ways a connection dies under us: network, server shutdown or pg_terminate_backend.
 _CONNECTION_LOST = (
     asyncpg.PostgresConnectionError,
@@ -178,52 +204,65 @@ _CONNECTION_LOST = (
 
 
 class PostgresSink:
-    """One asyncpg connection; one statement per batch."""
+    """Up to `connections` asyncpg connections, one batch on each at a time, one statement per
+    batch. The batch goes as one JSON parameter that PostgreSQL unpacks (`json_to_recordset`):
+    fourteen array parameters cost asyncpg ~6 µs a row of type checks on the event loop, the
+    JSON text ~1 µs. A commit waits for PostgreSQL's WAL flush; with two batches in flight one
+    fills while the other flushes."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, connections: int = 2) -> None:
         self.dsn = dsn
-        self._connection: asyncpg.Connection | None = None
-        self._lock = asyncio.Lock()
-        arrays = ", ".join(f"${n}::{array}" for n, (_, _, array) in enumerate(COLUMNS, start=1))
-        casts = ", ".join(
-            f"{column}::json" if kind == "json" else column for column, kind, _ in COLUMNS
-        )
+        self.concurrency = connections
+        # Idle connections, last used on top; None is a slot not connected yet (or dropped).
+        self._idle: list[asyncpg.Connection | None] = [None] * connections
+        self._slots = asyncio.Semaphore(connections)
+        record = ", ".join(f"{column} {_PG_TYPES[kind]}" for column, kind in COLUMNS)
         self._sql = (
             f"INSERT INTO inbox_events ({_NAMES}) "  # noqa: S608 - constants only
-            f"SELECT {casts} FROM unnest({arrays}) AS t({_NAMES}) {_CONFLICT}"
+            f"SELECT {_NAMES} FROM json_to_recordset($1::json) AS t({record}) {_CONFLICT}"
         )
 
     async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
-        columns = [[_pg_value(row.get(c), k) for row in rows] for c, k, _ in COLUMNS]
-        async with self._lock:
-            for attempt in (1, 2):
-                connection = await self._open()
-                try:
-                    await connection.execute(self._sql, *columns)
-                    return
-                except _CONNECTION_LOST:
-                    # A dropped connection: reconnect once (the insert is idempotent).
-                    await self._drop()
-                    if attempt == 2:
-                        raise
-
-    async def _open(self) -> asyncpg.Connection:
-        if self._connection is None or self._connection.is_closed():
-            self._connection = await asyncpg.connect(self.dsn)
-        return self._connection
-
-    async def _drop(self) -> None:
-        if self._connection is not None:
-            self._connection.terminate()
-            self._connection = None
+        if not rows:
+            return
+        batch = json.dumps(rows, default=_pg_json, separators=(",", ":"))
+        async with self._slots:
+            connection = self._idle.pop()
+            try:
+                for attempt in (1, 2):
+                    if connection is None or connection.is_closed():
+                        connection = await asyncpg.connect(self.dsn)
+                    try:
+                        await connection.execute(self._sql, batch)
+                        return
+                    except _CONNECTION_LOST:
+                        # A dropped connection: reconnect once (the insert is idempotent).
+                        connection.terminate()
+                        connection = None
+                        if attempt == 2:
+                            raise
+            finally:
+                self._idle.append(connection)
 
     async def close(self) -> None:
-        if self._connection is not None:
+        idle, self._idle = self._idle, [None] * self.concurrency
+        for connection in idle:
+            if connection is None:
+                continue
             try:
-                await self._connection.close(timeout=5)
+                await connection.close(timeout=5)
             except _CONNECTION_LOST:
-                self._connection.terminate()
-            self._connection = None
+                connection.terminate()
+
+
+_PG_TYPES = {"text": "text", "time": "timestamptz", "json": "json", "int": "int"}
+
+
+def _pg_json(value: object) -> str:
+    """Times in the batch's JSON: ISO text in UTC (naive times refused, as on SQLite)."""
+    if isinstance(value, datetime):
+        return ensure_aware(value).isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def sink_for(url: str) -> InboxSink:
@@ -237,4 +276,4 @@ def sink_for(url: str) -> InboxSink:
 
 def model_columns_missing(model_columns: set[str]) -> set[str]:
     """Columns the sink writes that the model does not have (a test keeps this empty)."""
-    return {column for column, _, _ in COLUMNS} - model_columns
+    return {column for column, _ in COLUMNS} - model_columns

@@ -236,7 +236,10 @@ class InboxEvent(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
+    # The lease, as on outbox tasks: the worker holding the event and until when (renewed
+    # while it works; see syncd.pipeline.leases).
     leased_until: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
     result: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
@@ -402,3 +405,91 @@ class OAuthState(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+
+class ConsoleHandoff(Base):
+    """A console sign-in link (the CRM's short-lived JWT) as syncd saw it: used once, then
+    remembered until the token expires, so the same link cannot sign anyone in again. The id is
+    a SHA-256 over the token's `jti` (with its subject), or over the whole token without one;
+    it is unique across practices, so a super admin's link cannot open a second practice."""
+
+    __tablename__ = "console_handoffs"
+    __table_args__ = (Index(None, "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    company_id: Mapped[str] = mapped_column(COMPANY)
+    user_id: Mapped[str] = mapped_column(String(200))
+    # When the browser came without the CRM's Referer: SHA-256 of the one-time nonce in the
+    # confirmation form, and of the HttpOnly cookie set with it (the form must come back from
+    # the same browser).
+    nonce_hash: Mapped[str | None] = mapped_column(String(64))
+    browser_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class ConsoleSession(Base):
+    """A signed-in admin's console session. The cookie carries a random secret; only its
+    SHA-256 is stored, checked on every request, and revoked at sign-out."""
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (
+        Index(None, "company_id", "user_id"),
+        Index(None, "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    company_id: Mapped[str] = mapped_column(COMPANY)
+    user_id: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class XeroRateCall(Base):
+    """One Xero call admitted by the shared rate budget (several processes on PostgreSQL; see
+    docs/rate-budget.md). Keyed by Xero tenant, not company: Xero's limits are per tenant.
+
+    In flight while `finished_at` is empty and `lease_until` is ahead (a killed holder's calls
+    stop counting as in flight when their lease runs out); counted in the minute and day windows
+    by `admitted_at`, on the governor's clock. Rows with an empty `tenant_id` only stand for app
+    calls Xero reported that syncd did not make. Older than a day, a row is in no window any
+    more and housekeeping deletes it.
+    """
+
+    __tablename__ = "xero_rate_calls"
+    __table_args__ = (
+        Index(None, "tenant_id", "admitted_at"),
+        Index(None, "admitted_at"),
+        Index(
+            "ix_xero_rate_calls_in_flight",
+            "tenant_id",
+            sqlite_where=text("finished_at IS NULL"),
+            postgresql_where=text("finished_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    company_id: Mapped[str | None] = mapped_column(COMPANY)
+    holder: Mapped[str] = mapped_column(String(100))  # host:pid of the admitting process
+    admitted_at: Mapped[datetime]
+    lease_until: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class XeroRateTenant(Base):
+    """What Xero itself said about a tenant's budget, shared by every process: a 429's
+    Retry-After closes the tenant until `closed_until`; the last remaining counts it reported."""
+
+    __tablename__ = "xero_rate_tenants"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    closed_until: Mapped[datetime | None]
+    minute_remaining: Mapped[int | None]
+    day_remaining: Mapped[int | None]
+    app_remaining: Mapped[int | None]
+    observed_at: Mapped[datetime]

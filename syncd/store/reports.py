@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import update
+
 from syncd.domain.ids import CompanyId
 from syncd.store.models import ReconciliationFinding, ReconciliationRun
 from syncd.store.scoping import TenantRepository
@@ -55,4 +59,45 @@ class FindingRepository(TenantRepository[ReconciliationFinding]):
             self.scoped(company)
             .where(ReconciliationFinding.state == "open")
             .order_by(ReconciliationFinding.id)
+        )
+
+    async def claim(
+        self,
+        *,
+        company: CompanyId,
+        finding_id: int,
+        state: str,
+        by: str,
+        note: str | None,
+        now: datetime,
+    ) -> bool:
+        """Resolve an open finding as `state`, compare-and-set in one statement: of several
+        callers racing for one finding exactly one gets True; the rest (and a finding that is
+        not open, or not this company's) get False."""
+        result = await self.session.execute(
+            update(ReconciliationFinding)
+            .where(
+                ReconciliationFinding.company_id == company,
+                ReconciliationFinding.id == finding_id,
+                ReconciliationFinding.state == "open",
+            )
+            .values(state=state, resolved_by=by, resolved_at=now, note=note)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def reopen(
+        self, *, company: CompanyId, finding_id: int, state: str, claimed_at: datetime
+    ) -> None:
+        """Undo this caller's `claim` (its action could not be carried out): open again."""
+        await self.session.execute(
+            update(ReconciliationFinding)
+            .where(
+                ReconciliationFinding.company_id == company,
+                ReconciliationFinding.id == finding_id,
+                ReconciliationFinding.state == state,
+                ReconciliationFinding.resolved_at == claimed_at,
+            )
+            .values(state="open", resolved_by=None, resolved_at=None, note=None)
+            .execution_options(synchronize_session=False)
         )

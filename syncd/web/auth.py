@@ -144,7 +144,9 @@ def admin_scope(request: Request) -> tuple[Principal, CompanyId]:
 def mint_token(
     settings: Settings, *, user: str, role: Role, company: str | None, ttl: timedelta
 ) -> str:
-    """A development JWT like the CRM's (HS256 with SYNCD_JWT_SECRET), for curl and tests."""
+    """A development JWT like the CRM's (HS256 with SYNCD_JWT_SECRET), for curl and tests. Each
+    has its own `jti`, so two minted in the same second are still two sign-in links."""
+    import secrets
     import time
 
     if settings.jwt_secret is None:
@@ -155,6 +157,7 @@ def mint_token(
         "role": role.value,
         "iat": now,
         "exp": now + int(ttl.total_seconds()),
+        "jti": secrets.token_urlsafe(16),
     }
     if company:
         claims["company_id"] = company

@@ -9,6 +9,7 @@ resolve a finding.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -25,11 +26,12 @@ from syncd.store.reports import FindingRepository, RunRepository
 from syncd.web.auth import access, admin_scope
 from syncd.web.context import services_of
 from syncd.web.errors import ApiError
-from syncd.web.requests import json_object, query_int
+from syncd.web.requests import MAX_BIGINT, json_object, path_int, query_int
 from syncd.web.templating import render
 
 PREFIX = "/api/integrations/xero"
 RESOLUTIONS = ("heal", "accept", "ignore")
+RESOLVED_AS = {"heal": "healed", "accept": "accepted", "ignore": "ignored"}
 
 
 def run_json(run: ReconciliationRun) -> dict[str, Any]:
@@ -160,48 +162,58 @@ async def resolve_finding(
     note: str | None,
 ) -> ReconciliationFinding:
     """heal → the proposed action; accept → the other side's action (or just acknowledge);
-    ignore → hide. Only open findings; an action that cannot run is a 409 saying why."""
+    ignore → hide. Only open findings; an action that cannot run is a 409 saying why.
+
+    The finding is claimed first, compare-and-set (open → the new state, in one statement), so
+    of concurrent resolutions exactly one carries out the action and the others get 409; if the
+    action cannot be done (or fails), the claim is undone and the finding is open again."""
     if resolution not in RESOLUTIONS:
         raise ApiError(422, f"resolution must be one of {', '.join(RESOLUTIONS)}")
-    async with services.db.transaction() as session:
-        finding = await FindingRepository(session).get(company=company, finding_id=finding_id)
-        if finding is None:
-            raise ApiError(404, "no such finding in this practice")
-        if finding.state != "open":
-            raise ApiError(409, f"this finding is already {finding.state}")
+    if not 0 < finding_id <= MAX_BIGINT:
+        raise ApiError(404, "no such finding in this practice")
     reconciler = _reconciler(services)
-    action: str | None = None
-    if resolution == "heal":
-        action = finding.action
-    elif resolution == "accept":
-        action = finding.alternative
+    state = RESOLVED_AS[resolution]
+    now = services.clock.now()
+    async with services.db.transaction() as session:
+        findings = FindingRepository(session)
+        claimed = await findings.claim(
+            company=company, finding_id=finding_id, state=state, by=by, note=note, now=now
+        )
+        finding = await findings.get(company=company, finding_id=finding_id)
+    if finding is None:
+        raise ApiError(404, "no such finding in this practice")
+    if not claimed:
+        raise ApiError(409, f"this finding is already {finding.state}")
+    action = {"heal": finding.action, "accept": finding.alternative}.get(resolution)
     if action is not None:
-        done = await reconciler.heal(company, finding, Action(action), run_id=finding.run_id)
+        try:
+            done = await reconciler.heal(company, finding, Action(action), run_id=finding.run_id)
+        except Exception:
+            await _reopen(services, company, finding_id, state=state, claimed_at=now)
+            raise
         if not done:
+            await _reopen(services, company, finding_id, state=state, claimed_at=now)
             raise ApiError(
                 409,
                 f"'{action.replace('_', ' ')}' cannot be done automatically for this finding: "
                 "map it in the admin console, or ignore it",
             )
-    state = {"heal": "healed", "accept": "accepted", "ignore": "ignored"}[resolution]
+    return finding
+
+
+async def _reopen(
+    services: Services, company: CompanyId, finding_id: int, *, state: str, claimed_at: datetime
+) -> None:
     async with services.db.transaction() as session:
-        stored = await FindingRepository(session).get(company=company, finding_id=finding_id)
-        assert stored is not None
-        stored.state, stored.resolved_by = state, by
-        stored.resolved_at, stored.note = services.clock.now(), note
-    async with services.db.transaction() as session:
-        refreshed = await FindingRepository(session).get(company=company, finding_id=finding_id)
-    assert refreshed is not None
-    return refreshed
+        await FindingRepository(session).reopen(
+            company=company, finding_id=finding_id, state=state, claimed_at=claimed_at
+        )
 
 
 @access("admin")
 async def resolve(request: Request) -> JSONResponse:
     principal, company = admin_scope(request)
-    try:
-        finding_id = int(request.path_params["finding_id"])
-    except ValueError:
-        raise ApiError(404, "no such finding") from None
+    finding_id = path_int(request, "finding_id", label="finding id")
     body = await json_object(request)
     note = body.get("note")
     if note is not None and not isinstance(note, str):

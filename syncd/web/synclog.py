@@ -17,12 +17,13 @@ from starlette.routing import Route
 
 from syncd.domain.tasks import sync_request
 from syncd.pipeline.outbox import TaskRepository, enqueue_spec
+from syncd.store.connections import ConnectionRepository
 from syncd.store.models import OutboxTask, SyncLogEntry
 from syncd.store.sync_log import SyncLogRepository
 from syncd.web.auth import access, admin_scope
 from syncd.web.context import services_of
 from syncd.web.errors import ApiError
-from syncd.web.requests import query_int, query_list
+from syncd.web.requests import path_int, query_int, query_list
 
 PREFIX = "/api/integrations/xero"
 STATES = ("pending", "running", "done", "dead")
@@ -60,10 +61,7 @@ def call_json(call: SyncLogEntry) -> dict[str, Any]:
 
 
 def _task_id(request: Request) -> int:
-    try:
-        return int(request.path_params["task_id"])
-    except ValueError:
-        raise ApiError(404, "no such task") from None
+    return path_int(request, "task_id", label="task id")
 
 
 @access("admin")
@@ -136,6 +134,17 @@ async def sync_job(request: Request) -> JSONResponse:
         raise ApiError(503, "no CRM is configured (SYNCD_CRM_DATABASE_URL)")
     if await services.crm.get_request(company=company, request_id=request_id) is None:
         raise ApiError(404, f"request {request_id} is not in this practice")
+    async with services.db.transaction() as session:
+        connection = await ConnectionRepository(session).get_active(company=company)
+    # A sync queued now would only wait behind the practice's parked tasks: say so instead.
+    if connection is None:
+        raise ApiError(409, "this practice is not connected to Xero: connect it first")
+    if connection.needs_reconnect:
+        raise ApiError(
+            409,
+            "the Xero connection needs reconnecting "
+            f"({connection.reconnect_reason or 'no reason recorded'}): reconnect, then sync",
+        )
     now = services.clock.now()
     async with services.db.transaction() as session:
         task = await enqueue_spec(session, company, sync_request(request_id, now), now=now)

@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from syncd.logs import get_logger
 from syncd.pipeline.inbox import event_row, quarantine_row
 from syncd.services import Services
+from syncd.settings import Settings
 from syncd.web.auth import access
 from syncd.xero.webhooks import MalformedPayload, parse, verify
 
@@ -25,7 +26,6 @@ log = get_logger("syncd.webhook")
 
 PATH = "/api/integrations/xero/webhook"
 _SIGNATURE = b"x-xero-signature"
-_EMPTY_HEADERS = [(b"content-length", b"0")]
 
 
 class TooLarge(Exception):
@@ -33,19 +33,21 @@ class TooLarge(Exception):
 
 
 async def _answer(send: Send, status: int, *, allow: str | None = None) -> None:
-    headers = list(_EMPTY_HEADERS)
+    headers = [(b"content-length", b"0")]
     if allow:
         headers.append((b"allow", allow.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise TooLarge
-    chunks: list[bytes] = []
-    size = 0
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if len(body) > limit:
+        raise TooLarge
+    if not message.get("more_body", False):
+        return body  # the usual case: the whole body in one message
+    chunks, size = [body], len(body)
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -62,25 +64,46 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 @access("xero-signature")
 class WebhookIngress:
+    def __init__(self) -> None:
+        # The webhook keys as bytes, for the settings they came from: revealing and encoding
+        # them for every request cost more than the identity check (apps in tests differ).
+        self._keys: tuple[Settings | None, list[bytes]] = (None, [])
+
+    def _keys_of(self, settings: Settings) -> list[bytes]:
+        cached_for, keys = self._keys
+        if cached_for is not settings:
+            keys = [
+                key.reveal().encode("utf-8")
+                for key in (settings.xero_webhook_key, settings.xero_webhook_key_previous)
+                if key is not None
+            ]
+            self._keys = (settings, keys)
+        return keys
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
             await _answer(send, 405, allow="POST")
             return
         services: Services = scope["app"].state.services
         settings = services.settings
+        limit = settings.webhook_max_bytes
+        signatures: list[str] = []
+        too_large = False
+        for name, value in scope["headers"]:  # one pass for both headers
+            if name == b"content-length":
+                # (digit count first: int() refuses strings past 4,300 digits)
+                too_large = value.isdigit() and (len(value) > 18 or int(value) > limit)
+            elif name == _SIGNATURE:
+                signatures.append(value.decode("latin-1"))
         try:
-            body = await _read_body(scope, receive, settings.webhook_max_bytes)
+            if too_large:
+                raise TooLarge
+            body = await _read_body(receive, limit)
         except TooLarge:
-            log.warning("webhook.too_large", limit=settings.webhook_max_bytes)
+            log.warning("webhook.too_large", limit=limit)
             await _answer(send, 413)
             return
-        signatures = [v.decode("latin-1") for k, v in scope["headers"] if k == _SIGNATURE]
-        keys = [
-            key.reveal()
-            for key in (settings.xero_webhook_key, settings.xero_webhook_key_previous)
-            if key is not None
-        ]
-        if not verify(body, signatures, keys):
+        if not verify(body, signatures, self._keys_of(settings)):
             log.warning("webhook.bad_signature", size=len(body))
             await _answer(send, 401)
             return

@@ -4,6 +4,10 @@ Per tenant: at most `concurrent` calls in flight, `per_minute` calls in any 60 s
 `per_day` in any 24 h window; per app: `app_per_minute`. Windows slide on the injected clock.
 Xero's `X-*Limit-Remaining` headers correct the local count (other processes share the same
 budget), and a 429's `Retry-After` closes the tenant until then.
+
+`RateGovernor` counts in the process: SQLite's (syncd is one process there). On PostgreSQL
+`syncd.xero.shared_governor.SharedRateGovernor`, a subclass, admits every call in the database
+so that all processes share one budget (docs/rate-budget.md). Imports the clock only.
 """
 
 from __future__ import annotations
@@ -193,6 +197,17 @@ class RateGovernor:
         app_left = self.limits.app_per_minute - self._app.used(self.clock.monotonic())
         free = self.limits.concurrent - budget.in_flight
         return max(0, min(free, budget.minute, budget.day, app_left))
+
+    async def current_budget(self, tenant_id: str) -> Budget:
+        """The budget as of now (for /status): this process's count is the whole count."""
+        return self.budget(tenant_id)
+
+    async def purge(self) -> int:
+        """Housekeeping: nothing is stored outside the process."""
+        return 0
+
+    async def close(self) -> None:
+        """Nothing to wait for in the process."""
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -9,9 +9,11 @@ anything else is the outbox's job (syncd.domain.retry).
 
 from __future__ import annotations
 
+import hashlib
+import json as jsonlib
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,6 +60,20 @@ class Body:
     xml: bytes | None = None
 
 
+def idempotency_header(key: str | None, body: Body) -> str:
+    """The Idempotency-Key of a write: the caller's key (a task's, stable across its retries)
+    with a digest of the body. Xero answers a key reused with another body as a conflict, and a
+    retry rebuilds its body from current data (a client renamed meanwhile): that is another
+    request, and gets its own key. Xero allows 128 characters."""
+    if key is None:
+        return str(uuid.uuid4())
+    content = body.xml if body.xml is not None else jsonlib.dumps(body.json, sort_keys=True)
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    return f"{key[: 128 - len(digest) - 1]}:{digest}"
+
+
 @dataclass(frozen=True, slots=True)
 class Credentials:
     access_token: str
@@ -86,8 +102,74 @@ def _is_xml(response: httpx.Response) -> bool:
     return "xml" in response.headers.get("content-type", "")
 
 
+_HEADLINES = ("Detail", "detail", "Message", "message", "Title", "title", "error")
+_MAX_DETAILS = 20
+_MAX_TEXT = 200
+_MAX_DEPTH = 8
+
+
+def _texts(value: Any, depth: int = 0) -> list[str]:
+    """The readable words in any JSON value: a string is one message (never its characters),
+    numbers are spelt out, null and booleans say nothing, lists and objects give their members'
+    words in order. Bounded in depth and count, so no shape can make it raise or run long."""
+    if isinstance(value, str):
+        text = " ".join(value.split())
+        return [text[:_MAX_TEXT]] if text else []
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, int | float):
+        try:
+            return [str(value)[:_MAX_TEXT]]
+        except ValueError:  # an integer past Python's digit limit for str()
+            return []
+    if depth >= _MAX_DEPTH:
+        return []
+    members: list[Any] = []
+    if isinstance(value, Mapping):
+        members = list(value.values())
+    elif isinstance(value, list):
+        members = value
+    found: list[str] = []
+    for member in members:
+        found.extend(_texts(member, depth + 1))
+        if len(found) >= _MAX_DETAILS:
+            break
+    return found[:_MAX_DETAILS]
+
+
+def _validation_details(elements: Any) -> list[str]:
+    """Accounting's `Elements[].ValidationErrors[].Message`, whatever shape each level has."""
+    details: list[str] = []
+    for element in elements if isinstance(elements, list) else [elements]:
+        if not isinstance(element, Mapping):
+            continue
+        errors = element.get("ValidationErrors")
+        for error in errors if isinstance(errors, list) else [errors]:
+            message = error.get("Message") if isinstance(error, Mapping) else error
+            details.extend(_texts(message))
+    return details
+
+
+def error_message(data: Any, fallback: str) -> str:
+    """Xero's explanation in a parsed JSON error body of any shape: the headline (`Detail`,
+    `Message`, `message`, ...) then the field messages of Accounting's `Elements` and Projects'
+    `modelState` (whose values the spec types only as `object`: lists, strings, objects,
+    numbers or null all read). Never raises."""
+    if not isinstance(data, Mapping):
+        return "; ".join(_texts(data)) or fallback
+    message = fallback
+    for key in _HEADLINES:
+        words = _texts(data.get(key))
+        if words:
+            message = "; ".join(words)
+            break
+    details = _validation_details(data.get("Elements")) + _texts(data.get("modelState"))
+    details = [d for d in dict.fromkeys(details) if d != message][:_MAX_DETAILS]
+    return f"{message}: {'; '.join(details)}" if details else message
+
+
 def xero_message(response: httpx.Response) -> str:
-    """Xero's own explanation, from whichever error shape the API used."""
+    """Xero's own explanation, from whichever error shape the API used. Never raises."""
     if _is_xml(response):
         # Practice Manager answers XML: <Response><ErrorDescription>…</ErrorDescription>.
         try:
@@ -97,24 +179,9 @@ def xero_message(response: httpx.Response) -> str:
         return described or response.reason_phrase
     try:
         data = response.json()
-    except ValueError:
-        return response.text[:200] or response.reason_phrase
-    if not isinstance(data, dict):
-        return str(data)[:200]
-    for key in ("Detail", "detail", "Message", "message", "Title", "title", "error"):
-        if data.get(key):
-            message = str(data[key])
-            break
-    else:
-        message = response.reason_phrase
-    details: list[str] = []
-    for element in data.get("Elements") or []:
-        for error in (element or {}).get("ValidationErrors") or []:
-            if error.get("Message"):
-                details.append(str(error["Message"]))
-    for field_errors in (data.get("modelState") or {}).values():
-        details.extend(str(e) for e in field_errors or [])
-    return f"{message}: {'; '.join(details)}" if details else message
+    except (ValueError, RecursionError):
+        return response.text[:_MAX_TEXT] or response.reason_phrase
+    return error_message(data, response.reason_phrase)
 
 
 def translate(response: httpx.Response) -> SyncError | None:
@@ -162,12 +229,16 @@ class XeroHttp:
         governor: RateGovernor,
         audit: CallAudit,
         clock: Clock,
+        on_connection_lost: Callable[[CompanyId, str], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.tokens = tokens
         self.governor = governor
         self.audit = audit
         self.clock = clock
+        # Xero answered that the organisation is no longer covered: the connection must be
+        # marked, or /status would say "connected" while every call fails.
+        self.on_connection_lost = on_connection_lost
 
     async def request(
         self,
@@ -184,9 +255,9 @@ class XeroHttp:
         Practice Manager body (sent as application/xml)."""
         method = method.upper()
         headers = {}
-        if method in WRITE_METHODS:
-            headers["Idempotency-Key"] = (idempotency_key or str(uuid.uuid4()))[:128]
         body = Body(json=json, xml=xml)
+        if method in WRITE_METHODS:
+            headers["Idempotency-Key"] = idempotency_header(idempotency_key, body)
         credentials = await self.tokens.credentials(company)
         response, error = await self._send(
             company, credentials, method, path, params, body, headers
@@ -198,6 +269,8 @@ class XeroHttp:
                 company, credentials, method, path, params, body, headers
             )
         if error is not None:
+            if isinstance(error, NeedsReconnect) and self.on_connection_lost is not None:
+                await self.on_connection_lost(company, str(error))
             raise error
         return response
 

@@ -6,7 +6,7 @@ through XeroHttp, which owns limits, tokens, logging and error translation.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -62,6 +62,28 @@ def create_body(
     if estimate is not None:
         body["estimateAmount"] = float(estimate)
     return body
+
+
+def list_params(
+    *,
+    page: int,
+    page_size: int,
+    contact_id: str | None = None,
+    states: Sequence[ProjectStatus] | None = None,
+    project_ids: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """GET /Projects' query as the spec declares it: `projectIds` is an exploded array (one
+    `projectIds=` per id, as Xero's own SDK sends it; httpx repeats a list value), `states` is
+    a single string (one state; both states mean no filter), `contactID` has a capital D."""
+    params: dict[str, Any] = {"page": page, "pageSize": max(1, min(page_size, MAX_PAGE_SIZE))}
+    if contact_id:
+        params["contactID"] = contact_id
+    wanted = set(states or ())
+    if len(wanted) == 1:
+        params["states"] = wanted.pop()
+    if project_ids:
+        params["projectIds"] = list(dict.fromkeys(project_ids))
+    return params
 
 
 def _parse_datetime(value: Any) -> datetime | None:
@@ -145,13 +167,13 @@ class ProjectsApi:
         states: list[ProjectStatus] | None = None,
         project_ids: list[str] | None = None,
     ) -> ProjectPage:
-        params: dict[str, Any] = {"page": page, "pageSize": min(page_size, MAX_PAGE_SIZE)}
-        if contact_id:
-            params["contactID"] = contact_id
-        if states:
-            params["states"] = ",".join(states)
-        if project_ids:
-            params["projectIds"] = ",".join(project_ids)
+        params = list_params(
+            page=page,
+            page_size=page_size,
+            contact_id=contact_id,
+            states=states,
+            project_ids=project_ids,
+        )
         response = await self.http.request(company, "GET", f"{BASE}/Projects", params=params)
         return parse_page(response.json())
 

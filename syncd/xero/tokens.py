@@ -186,6 +186,16 @@ class TokenManager:
         grant.refreshed_at = now
         grant.updated_at = now
 
+    async def connection_lost(self, company: CompanyId, reason: str) -> None:
+        """Xero says the practice's organisation is no longer covered (403): the practice must
+        reconnect. Its tasks park until it does; /status and the console say why."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            await ConnectionRepository(session).mark_needs_reconnect(
+                company=company, reason=reason, now=now
+            )
+        log.error("token.connection_lost", company=company, reason=reason)
+
     async def _mark_needs_reconnect(self, company: CompanyId, reason: str) -> None:
         now = self.clock.now()
         async with self.db.transaction() as session:

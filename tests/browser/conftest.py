@@ -1,6 +1,7 @@
 """Browser fixtures: syncd served for real over HTTP by uvicorn (on the harness's services and
 SQLite), one headless Debian Chromium driven by Playwright, and a `Console` tab that signs in
-through the CRM hand-off, checks each page's basic accessibility and screenshots it.
+through the CRM hand-off (coming from the CRM, as its link does), checks each page's basic
+accessibility and that the Content-Security-Policy blocked nothing, and screenshots it.
 
 Playwright's objects belong to the event loop that made them, so the browser tests and their
 async fixtures run in the session's loop (one browser launch per run, not per test).
@@ -22,6 +23,7 @@ import yaml
 from playwright.async_api import (
     Browser,
     BrowserContext,
+    ConsoleMessage,
     Page,
     Response,
     async_playwright,
@@ -45,6 +47,8 @@ XPM_SCOPES = (
     "practicemanager.client",
     "practicemanager.staff",
 )
+# Where the CRM lives (SYNCD_CRM_URL): its links arrive with this Referer.
+CRM = "http://crm.test"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 # This machine has no network but loopback: keep Chromium from reaching out.
@@ -82,7 +86,12 @@ async def h(sqlite_db: Database, fernet_key: str, crm: MemoryCrm) -> AsyncIterat
     """syncd + the in-process sandbox on SQLite (browser tests run on one database only)."""
     try:
         async with harness(
-            sqlite_db, fernet_key, crm=crm, xero_scopes=XPM_SCOPES, outbox_max_attempts=3
+            sqlite_db,
+            fernet_key,
+            crm=crm,
+            xero_scopes=XPM_SCOPES,
+            outbox_max_attempts=3,
+            crm_url=CRM,
         ) as ready:
             yield ready
     finally:
@@ -153,7 +162,13 @@ class Console:
         self.errors: list[str] = []
         self.status: int | None = None  # of the last document the tab loaded
         page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("console", self._console)
         page.on("response", self._seen)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        # What the Content-Security-Policy blocked (an inline script or style, a foreign file).
+        if "Content Security Policy" in message.text:
+            self.errors.append(message.text)
 
     def _seen(self, response: Response) -> None:
         if response.request.is_navigation_request() and response.frame == self.page.main_frame:
@@ -171,8 +186,8 @@ class Console:
         return f"/admin/login?token={token}"
 
     async def sign_in(self, company: str, *, user: str = "admin-1") -> None:
-        """Come from the CRM and land on the dashboard."""
-        await self.page.goto(self.handoff_url(company, user=user))
+        """Come from the CRM (its Referer) and land on the dashboard."""
+        await self.page.goto(self.handoff_url(company, user=user), referer=f"{CRM}/settings")
         await expect(self.page).to_have_url(f"{self.base_url}/admin")
 
     async def visited(self, name: str, *, status: int = 200) -> None:

@@ -9,6 +9,7 @@ never takes the write lock they need.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -331,7 +332,7 @@ def ledger_problems(
         {f"{e['method']} {e['path']}" for e in ledger if str(e["path"]).lower() == other}
     )
     created = Counter(
-        str(entry["idempotency_key"])
+        task_key(str(entry["idempotency_key"]))
         for entry in ledger
         if entry["method"] == "POST"
         and str(entry["path"]).lower() == path
@@ -386,3 +387,8 @@ def sandbox_problems(
 def replays(ledger: Sequence[Mapping[str, Any]]) -> int:
     """Writes the sandbox answered from its Idempotency-Key store (a retry of a call it ran)."""
     return sum(1 for entry in ledger if entry["replayed"])
+
+
+def task_key(header: str) -> str:
+    """The task's key in an Idempotency-Key header (syncd appends a digest of the body)."""
+    return re.sub(r":[0-9a-f]{16}$", "", header)

@@ -106,13 +106,17 @@ async def connect_all(
         for practice in practices:
             tenant_id = await sandbox.add_tenant(practice.name, tenant_type=tenant_type)
             await sandbox.consent_to(tenant_id)
+            # The browser binding a real admin's cookie carries; here the test holds it.
+            binding = f"chaos-browser-{practice.company}"
             authorize = await connect.start(
-                company=practice.company, user=UserId(practice.admin_id)
+                company=practice.company, user=UserId(practice.admin_id), browser=binding
             )
             consent = await browser.get(authorize)
             assert consent.status_code == 302, consent.text
             back = parse_qs(urlsplit(consent.headers["location"]).query)
-            outcome = await connect.finish(state=back["state"][0], code=back["code"][0])
+            outcome = await connect.finish(
+                state=back["state"][0], code=back["code"][0], browser=binding
+            )
             assert isinstance(outcome, Connected), outcome
             assert outcome.tenant_id == tenant_id
             connected.append(replace(practice, tenant_id=tenant_id))

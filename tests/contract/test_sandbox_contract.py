@@ -78,28 +78,29 @@ async def test_oauth_and_connections_conform(
 async def test_projects_endpoints_conform(
     client: httpx.AsyncClient, recorder: RecordingTransport, state: SandboxState
 ) -> None:
-    """Projects create/get/list/put/patch/users and the 400 error conform to the spec."""
+    """Projects create (answered, replayed, conflicting), get, list, put, patch, users and the
+    400 error conform to the spec."""
     session = await connect(client)
     contact = state.add_contact(session.tenant_id, "Acme Ltd")
     state.add_user(session.tenant_id, "Ann Accountant", "ann@practice.example")
     headers = session.headers(**{"Idempotency-Key": "create-1"})
-    created = await client.post(
-        f"{PROJECTS}/Projects",
-        headers=headers,
-        json={
-            "contactId": contact.contact_id,
-            "name": "2025 Tax Return",
-            "deadlineUtc": "2026-06-30T00:00:00Z",
-            "estimateAmount": 450.0,
-        },
-    )
+    body = {
+        "contactId": contact.contact_id,
+        "name": "2025 Tax Return",
+        "deadlineUtc": "2026-06-30T00:00:00Z",
+        "estimateAmount": 450.0,
+    }
+    created = await client.post(f"{PROJECTS}/Projects", headers=headers, json=body)
     assert created.status_code == 201
     project_id = created.json()["projectId"]
-    await client.post(
+    replayed = await client.post(f"{PROJECTS}/Projects", headers=headers, json=body)
+    assert replayed.json() == created.json()
+    conflict = await client.post(
         f"{PROJECTS}/Projects",
         headers=headers,
         json={"contactId": contact.contact_id, "name": "2025 Tax Return"},
     )
+    assert conflict.status_code == 422
     await client.get(f"{PROJECTS}/Projects/{project_id}", headers=session.headers())
     await client.get(
         f"{PROJECTS}/Projects",
@@ -112,7 +113,9 @@ async def test_projects_endpoints_conform(
         headers=session.headers(),
     )
     await client.get(
-        f"{PROJECTS}/Projects", params={"projectIds": project_id}, headers=session.headers()
+        f"{PROJECTS}/Projects",
+        params={"projectIds": [project_id, contact.contact_id]},
+        headers=session.headers(),
     )
     updated = await client.put(
         f"{PROJECTS}/Projects/{project_id}",
@@ -130,7 +133,7 @@ async def test_projects_endpoints_conform(
     )
     assert refused.status_code == 400
     checked = assert_conforms(recorder.pairs)
-    assert sum(line.endswith("-> projects") for line in checked) == 9
+    assert sum(line.endswith("-> projects") for line in checked) == 10
 
 
 async def test_contacts_endpoints_conform(

@@ -111,6 +111,26 @@ def test_migrate_against_an_unreachable_database_is_one_line(tmp_path: Path) -> 
     assert "Traceback" not in result.stderr
 
 
+def test_config_hides_passwords_in_urls(tmp_path: Path) -> None:
+    """`syncd config` shows database and CRM URLs with their passwords as ***."""
+    result = run(
+        ["config"],
+        tmp_path,
+        SYNCD_DATABASE_URL="postgresql://syncd:hunter2@db:5432/syncd",
+        SYNCD_CRM_DATABASE_URL="postgresql://crm@crmdb/crm?password=qwerty123&ssl=require",
+        SYNCD_CRM_URL="https://admin:pa55word@crm.example",
+    )
+    assert result.returncode == 0, result.stderr
+    shown = dict(line.split(None, 1) for line in result.stdout.splitlines())
+    assert shown["SYNCD_DATABASE_URL"] == "postgresql+asyncpg://syncd:***@db:5432/syncd"
+    assert shown["SYNCD_CRM_DATABASE_URL"] == (
+        "postgresql+asyncpg://crm@crmdb/crm?password=***&ssl=require"
+    )
+    assert shown["SYNCD_CRM_URL"] == "https://admin:***@crm.example"
+    for password in ("hunter2", "qwerty123", "pa55word"):
+        assert password not in result.stdout + result.stderr
+
+
 def test_keys_generate_prints_a_usable_key(tmp_path: Path) -> None:
     """The printed key is a valid Fernet key."""
     result = run(["keys", "generate"], tmp_path)

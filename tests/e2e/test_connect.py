@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -15,7 +17,7 @@ from syncd.domain.ids import CompanyId
 from syncd.store.db import Database
 from syncd.store.models import OAuthGrant, XeroConnection
 from syncd.web.auth import Role
-from tests.harness import Harness, harness, query_of
+from tests.harness import SYNCD, Harness, harness, query_of
 
 A, B = "company-a", "company-b"
 
@@ -61,7 +63,9 @@ async def test_connect_status_disconnect(h: Harness) -> None:
     assert (await status_of(h, A))["connected"] is False
     deletes = [e for e in h.sandbox.ledger if e.method == "DELETE" and "/connections/" in e.path]
     revokes = [e for e in h.sandbox.ledger if e.path == "/connect/revocation"]
-    assert len(deletes) == 1 and len(revokes) == 1
+    # The organisation's connection is removed; the token is never revoked (at Xero that would
+    # remove every connection of that user to the app, other practices' included).
+    assert (len(deletes), len(revokes)) == (1, 0)
     async with h.services.db.transaction() as s:
         assert (await s.execute(select(OAuthGrant))).scalars().all() == []
 
@@ -102,19 +106,75 @@ async def test_several_tenants_let_the_admin_choose(h: Harness) -> None:
     assert (await status_of(h, A))["tenant_id"] == second.tenant_id
 
 
+async def still_works(h: Harness, company: str, tenant: str) -> None:
+    """The practice's link to Xero still answers a real API call."""
+    contact = h.sandbox.add_contact(tenant, f"Probe {company}", email=f"probe@{company}.example")
+    found = await h.services.require_xero().contacts.find_by_email(
+        CompanyId(company), f"probe@{company}.example"
+    )
+    assert found is not None and found.contact_id == contact.contact_id
+
+
 async def test_a_tenant_of_another_practice_is_refused(h: Harness) -> None:
-    """Connecting an organisation that another practice holds is a 409, and nothing changes."""
-    await h.connect(A, "Shared Org")
-    h.sandbox.consent_tenant_ids = [
-        next(t.tenant_id for t in h.sandbox.tenants.values() if t.name == "Shared Org")
-    ]
+    """Connecting an organisation that another practice holds is a 409, and nothing changes:
+    the same Xero user's consent is the other practice's own connection at Xero, so it is
+    neither removed nor revoked, and that practice keeps working."""
+    tenant = await h.connect(A, "Shared Org")
+    h.sandbox.consent_tenant_ids = [tenant]
     refused = await h.start_connect(B)
     assert refused.status_code == 409
     assert "another practice" in refused.json()["error"]
     assert (await status_of(h, B))["connected"] is False
     assert (await status_of(h, A))["connected"] is True
-    # The refused consent was revoked at Xero rather than left dangling.
-    assert any(e.path == "/connect/revocation" for e in h.sandbox.ledger)
+    assert not [e for e in h.sandbox.ledger if e.path == "/connect/revocation"]
+    assert not [e for e in h.sandbox.ledger if e.method == "DELETE"]
+    await still_works(h, A, tenant)
+
+
+async def test_a_refused_consent_by_another_user_removes_only_its_own_connection(
+    h: Harness,
+) -> None:
+    """Another Xero user consents to the organisation practice A holds: that user's surplus
+    connection is removed (DELETE /connections/{id}), nothing is revoked, A keeps working."""
+    tenant = await h.connect(A, "Shared Org")
+    h.sandbox.consent_tenant_ids = [tenant]
+    h.sandbox.consent_user_id = "xero-user-of-b"
+    refused = await h.start_connect(B)
+    assert refused.status_code == 409
+    deletes = [e for e in h.sandbox.ledger if e.method == "DELETE"]
+    assert len(deletes) == 1 and deletes[0].path.startswith("/connections/")
+    assert not [e for e in h.sandbox.ledger if e.path == "/connect/revocation"]
+    assert [c.user_id for c in h.sandbox.authority.connections.values()] == [
+        h.sandbox.authority.default_user_id
+    ]
+    await still_works(h, A, tenant)
+
+
+async def test_the_callback_must_come_from_the_browser_that_started(h: Harness) -> None:
+    """Someone else opening the consent URL (no cookie, or another browser's) cannot finish the
+    connect: 403, the state is not spent, and the admin's own browser still can."""
+    tenant = h.sandbox.add_tenant("Org")
+    h.sandbox.consent_tenant_ids = [tenant.tenant_id]
+    start = await h.syncd.get(
+        "/api/integrations/xero/connect", headers=h.auth(Role.PRACTICE_ADMIN, A)
+    )
+    cookie = start.cookies.get("syncd_connect")
+    assert cookie and "httponly" in start.headers["set-cookie"].lower()
+    assert "samesite=lax" in start.headers["set-cookie"].lower()
+    consent = await h.xero.get(start.headers["location"])
+    back = urlsplit(consent.headers["location"])
+    callback = f"{back.path}?{back.query}"
+    transport = httpx.ASGITransport(app=h.app)
+    async with httpx.AsyncClient(transport=transport, base_url=SYNCD) as stranger:
+        refused = await stranger.get(callback)
+        assert refused.status_code == 403
+        assert "another browser" in refused.json()["error"]
+        stranger.cookies.set("syncd_connect", "guessed", path="/api/integrations/xero")
+        assert (await stranger.get(callback)).status_code == 403
+    assert (await status_of(h, A))["connected"] is False
+    mine = await h.syncd.get(callback)
+    assert mine.status_code == 200, mine.text
+    assert (await status_of(h, A))["connected"] is True
 
 
 async def test_state_is_single_use_and_must_be_genuine(h: Harness) -> None:

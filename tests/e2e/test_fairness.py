@@ -3,21 +3,25 @@ queued job creations, Xero sees at most 5 calls in flight and 60 in any rolling 
 tenant and no 429, and a fourth practice's single task is claimed by the first scheduling round
 after it is queued, ahead of some 1,300 older tasks.
 
-Time runs 4 times faster (ScaledClock) and the scheduler's one-second drain_outbox rounds are
-driven on it: slow enough that syncd's own work (some 40 jobs a real second on two cores) is not
-what holds it back, so the three reach their limits. Every client's Xero contact is mapped
-beforehand, so each task costs exactly one call (create the project) and "calls" and "tasks"
-count the same thing. The backlogs are queued directly as the tasks the change feed plans for an
-assignment (reading 1,500 requests back one by one would only slow the test); the newcomer's
-assignment goes through the change feed. The sandbox answers after two (sandbox) seconds, so
-calls overlap and the concurrency limit is reached, not trivially kept. The backlogs are worked
-into their third rate window (the window has slid twice: where a governor that counts wrongly
-meets its 429), not drained: what is under test is syncd while a backlog stands. About 40 s of
-real time per database.
+Time is a ManualClock the test moves: syncd, the sandbox and the rate governor all wait on it.
+The test runs the scheduler's one-second drain_outbox rounds on it, lets everything run until
+the system can only go on when time does (no database work for many turns of the event loop),
+and then moves time to the next moment something is due (a round, an answer, a rate window
+sliding). So the run is the same on a fast machine and a loaded one: nothing races real time.
+Every client's Xero contact is mapped beforehand, so each task costs exactly one call (create
+the project) and "calls" and "tasks" count the same thing. The backlogs are queued directly as
+the tasks the change feed plans for an assignment (reading 1,500 requests back one by one would
+only slow the test); the newcomer's assignment goes through the change feed. The sandbox
+answers after two (sandbox) seconds, so calls overlap and the concurrency limit is reached, not
+trivially kept. The backlogs are worked into their third rate window (the window has slid
+twice: where a governor that counts wrongly meets its 429), not drained: what is under test is
+syncd while a backlog stands.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -25,7 +29,6 @@ from decimal import Decimal
 
 import pytest
 
-from syncd.clock import ScaledClock
 from syncd.crm.memory import MemoryCrm
 from syncd.domain.ids import CompanyId
 from syncd.domain.tasks import create_job
@@ -40,19 +43,20 @@ from syncd.sandbox.checks import (
 from syncd.scheduler import drain_outbox
 from syncd.store.db import Database
 from syncd.store.mappings import ContactMappingRepository
+from tests.fakes import ManualClock
 from tests.harness import Harness, harness
 
 BUSY = (CompanyId("company-a"), CompanyId("company-b"), CompanyId("company-c"))
 NEWCOMER = CompanyId("company-d")
 BACKLOG = 500
 CLIENTS = 50  # per practice, each with ten requests for ten different services
-SPEED = 4.0  # sandbox seconds per real second: slow enough for syncd to reach the limits
 LATENCY_MS = 2000  # each Xero answer takes two (sandbox) seconds
 TICK = 1.0  # the scheduler runs drain_outbox every second (syncd/scheduler.py)
 PER_MINUTE = 60
 CONCURRENT = 5
 WORKED = 150  # calls per busy tenant before the run stops: into its third rate window
-STOP_GRACE = 90.0  # real seconds: a minute's window slides in 15
+QUIET_TURNS = 200  # event-loop turns without database work: all that is left waits on time
+HANG = 120.0  # real seconds: only a hang takes this long (a bound, never a pace)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,20 +155,60 @@ def calls(h: Harness, tenant: str) -> int:
     return sum(1 for e in h.sandbox.ledger if e.tenant_id == tenant and e.counted)
 
 
-async def run_until(
-    h: Harness, done: Callable[[], bool], *, what: str, within_minutes: float
-) -> None:
-    """Run the scheduler's drain_outbox job once a (sandbox) second until `done()`.
+async def quiet(h: Harness, clock: ManualClock) -> None:
+    """Until the system can only go on when time does: nothing uses the database for
+    QUIET_TURNS turns of the event loop in a row. Everything else syncd and the sandbox do
+    between two waits on the clock is in-process work that finishes within a few turns."""
+    pool = h.services.db.engine.pool
+    deadline = time.monotonic() + HANG
+    turns = 0
+    while turns < QUIET_TURNS:
+        assert time.monotonic() < deadline, f"no quiet moment at sandbox time {clock.monotonic()}"
+        if pool.checkedout():  # give the database's threads and sockets the CPU meanwhile
+            turns = 0
+            await asyncio.sleep(0.001)
+        else:
+            turns += 1
+            await asyncio.sleep(0)
 
-    The sleep is the scheduler's own period, not a wait for something to happen: `done` is
-    checked before every round, and the deadline only turns a hang into a failure.
-    """
-    clock = h.services.clock
+
+async def run_until(
+    h: Harness,
+    clock: ManualClock,
+    done: Callable[[], bool],
+    *,
+    what: str,
+    within_minutes: float,
+) -> None:
+    """Run the scheduler's drain_outbox job once a (sandbox) second until `done()`, moving time
+    from one due moment to the next whenever all that is left waits on it."""
     deadline = clock.monotonic() + within_minutes * 60
-    while not done():
+    next_round = clock.monotonic()
+    while True:
+        if clock.monotonic() >= next_round:
+            await drain_outbox(h.services)
+            next_round = clock.monotonic() + TICK
+        await quiet(h, clock)
+        if done():
+            return
         assert clock.monotonic() < deadline, f"{what}: not within {within_minutes} sandbox minutes"
-        await drain_outbox(h.services)
-        await clock.sleep(TICK)
+        clock.advance_to(min(next_round, clock.next_deadline() or next_round))
+
+
+async def stop_worker(h: Harness, clock: ManualClock) -> None:
+    """The worker stops claiming and lets what it runs finish; time goes on meanwhile (some of
+    those tasks wait for a rate window to slide)."""
+    closing = asyncio.create_task(h.services.worker.close(grace=HANG))
+    while not closing.done():
+        await quiet(h, clock)
+        if closing.done():
+            break
+        due = clock.next_deadline()
+        if due is None:  # nothing waits on time: what runs is about to finish
+            await asyncio.wait_for(closing, timeout=HANG)
+            break
+        clock.advance_to(due)
+    await closing
 
 
 async def task_state(h: Harness, company: CompanyId, key: str) -> str | None:
@@ -190,7 +234,7 @@ async def test_backlogs_stay_within_limits_and_a_newcomer_is_served_in_one_round
     than tasks. Its job is then created while the three still have more than 1,000 tasks
     between them.
     """
-    clock = ScaledClock(SPEED)
+    clock = ManualClock()
     crm = MemoryCrm()
     async with harness(db, fernet_key, clock=clock, crm=crm) as h:
         busy = [await practice(h, crm, company, jobs=BACKLOG) for company in BUSY]
@@ -205,8 +249,9 @@ async def test_backlogs_stay_within_limits_and_a_newcomer_is_served_in_one_round
         governor = h.services.require_xero().governor
         await run_until(
             h,
+            clock,
             lambda: all(governor.budget(p.tenant).minute == 0 for p in busy),
-            what="the three spend a minute's budget each (one hogs the worker? SPEED too high?)",
+            what="the three spend a minute's budget each (does one hog the worker?)",
             within_minutes=5,
         )
         # The newcomer's one task joins the queue behind more than 1,300 due tasks.
@@ -217,6 +262,7 @@ async def test_backlogs_stay_within_limits_and_a_newcomer_is_served_in_one_round
         assert await task_state(h, NEWCOMER, key) in ("running", "done")
         await run_until(
             h,
+            clock,
             lambda: any(w.job_id is not None for w in crm.write_backs if w.company == NEWCOMER),
             what="the newcomer's job, written back to the CRM",
             within_minutes=2,
@@ -227,11 +273,12 @@ async def test_backlogs_stay_within_limits_and_a_newcomer_is_served_in_one_round
         # claiming and lets the tasks it runs finish (some wait for the window to slide).
         await run_until(
             h,
+            clock,
             lambda: all(calls(h, p.tenant) >= WORKED for p in busy),
             what=f"{WORKED} calls for each of the three",
             within_minutes=10,
         )
-        await h.services.worker.close(grace=STOP_GRACE)
+        await stop_worker(h, clock)
         assert h.services.worker.in_flight == 0
         async with h.services.db.transaction() as session:
             tasks = TaskRepository(session)

@@ -436,3 +436,30 @@ async def test_manual_sync_repairs_a_job_changed_behind_syncds_back(
         "/api/integrations/xero/sync-job/nope", headers=h.auth(Role.PRACTICE_ADMIN, A)
     )
     assert unknown.status_code == 404
+
+
+async def test_a_connection_gone_at_xero_parks_its_tasks_until_the_reconnect(
+    h: Harness, crm: MemoryCrm
+) -> None:
+    """Xero answers 403 (the organisation's connection was removed at Xero): /status says the
+    practice needs reconnecting and why, its task parks, a manual sync answers 409 instead of
+    queueing behind it; reconnecting releases the parked task at once and the job is made."""
+    w = await world(h, crm, requests=1)
+    h.sandbox.authority.drop_tenant(w.tenant)
+    assign(crm, w, 0)
+    await feed(h, crm)
+    await h.settle()
+    assert projects(h, w.tenant) == []
+    status = (
+        await h.syncd.get("/api/integrations/xero/status", headers=h.auth(Role.PRACTICE_ADMIN, A))
+    ).json()
+    assert (status["connected"], status["needs_reconnect"]) == (False, True)
+    assert "no longer covers this organisation" in status["reconnect_reason"]
+    manual = await h.syncd.post(
+        f"/api/integrations/xero/sync-job/{w.requests[0]}",
+        headers=h.auth(Role.PRACTICE_ADMIN, A),
+    )
+    assert manual.status_code == 409 and "reconnect" in manual.json()["error"]
+    await h.connect(A, "Harbour & Co")
+    await h.settle()  # no waiting out the park: the reconnect made the task due
+    assert len(projects(h, w.tenant)) == 1

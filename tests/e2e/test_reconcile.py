@@ -4,6 +4,7 @@ JSON, CSV and a page; findings can be resolved; Xero list calls stay within ceil
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import math
@@ -20,6 +21,7 @@ from syncd.domain.ids import CompanyId
 from syncd.domain.sync_settings import parse_settings
 from syncd.pipeline.changefeed import ChangeFeed
 from syncd.store.db import Database
+from syncd.store.links import JobLinkRepository
 from syncd.store.mappings import ContactMappingRepository, StaffMappingRepository
 from syncd.store.reports import FindingRepository
 from syncd.store.settings import SettingsRepository
@@ -185,6 +187,58 @@ async def test_a_deleted_job_is_reported_then_recreated_on_request(
     await h.settle()
     assert len(h.sandbox.tenant(w.tenant).projects) == 1
     assert job_of(h, w, crm, 0) in h.sandbox.tenant(w.tenant).projects
+
+
+async def test_concurrent_heals_of_one_finding_carry_it_out_once(
+    h: Harness, crm: MemoryCrm
+) -> None:
+    """Six admins press "heal" on one finding at once: one 200, five 409 "already healed", and
+    the job is recreated once (the link is reset once, one project appears)."""
+    w = await world(h, crm, jobs=1)
+    h.sandbox.delete_project(w.tenant, job_of(h, w, crm, 0))
+    [finding] = of_kind(await reconcile(h), "job_missing_in_xero")
+
+    async def link_version() -> int:
+        async with h.services.db.transaction() as session:
+            link = await JobLinkRepository(session).for_request(company=A, request_id=w.requests[0])
+        assert link is not None
+        return link.version
+
+    before = await link_version()
+    answers = await asyncio.gather(
+        *(
+            h.syncd.post(
+                f"{API}/findings/{finding['id']}/resolve",
+                json={"resolution": "heal"},
+                headers=h.auth(Role.PRACTICE_ADMIN, A, user=f"admin-{n}"),
+            )
+            for n in range(6)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409, 409, 409]
+    assert {a.json()["error"] for a in answers if a.status_code == 409} == {
+        "this finding is already healed"
+    }
+    assert await link_version() == before + 1
+    await h.settle()
+    assert len(h.sandbox.tenant(w.tenant).projects) == 1
+
+
+async def test_a_heal_that_cannot_be_done_leaves_the_finding_open(
+    h: Harness, crm: MemoryCrm
+) -> None:
+    """A finding only a person can settle: "heal" is a 409 saying why, and the finding stays
+    open (the claim is undone), so it can still be ignored."""
+    w = await world(h, crm, jobs=1)
+    original = h.sandbox.project(w.tenant, job_of(h, w, crm, 0))
+    h.sandbox.add_project(w.tenant, contact_id=original.contact_id, name=original.name)
+    [finding] = of_kind(await reconcile(h), "duplicate_jobs")
+    url, headers = f"{API}/findings/{finding['id']}/resolve", h.auth(Role.PRACTICE_ADMIN, A)
+    refused = await h.syncd.post(url, json={"resolution": "heal"}, headers=headers)
+    assert refused.status_code == 409
+    assert "cannot be done automatically" in refused.json()["error"]
+    ignored = await h.syncd.post(url, json={"resolution": "ignore"}, headers=headers)
+    assert (ignored.status_code, ignored.json()["state"]) == (200, "ignored")
 
 
 async def test_status_drift_before_a_poll_applies_xeros_change(h: Harness, crm: MemoryCrm) -> None:

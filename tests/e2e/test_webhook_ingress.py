@@ -72,6 +72,18 @@ async def chunks(size: int) -> AsyncIterator[bytes]:
         yield b" " * 65536
 
 
+def signed(body: bytes) -> Callable[[httpx.AsyncClient], object]:
+    return lambda c: post(c, body, [("x-xero-signature", sign(body, KEY))])
+
+
+# Deeper than json.loads goes (RecursionError), yet well under the size limit.
+NESTED = b"[" * 100_000 + b"]" * 100_000
+NESTED_EVENT = (
+    b'{"events":[' + b"[" * 50_000 + b"]" * 50_000 + b'],"firstEventSequence":1,'
+    b'"lastEventSequence":1,"entropy":"S0m3r4Nd0mt3xt"}'
+)
+
+
 def flipped(body: bytes) -> bytes:
     data = bytearray(body)
     data[10] ^= 0x01
@@ -125,6 +137,24 @@ CASES: dict[str, tuple[Callable[[httpx.AsyncClient], object], Case]] = {
     ),
     "signed but schema-invalid": (
         lambda c: post(c, b'{"events": 1}', [("x-xero-signature", sign(b'{"events": 1}', KEY))]),
+        Case(200, quarantined=1),
+    ),
+    "signed but nested too deeply": (signed(NESTED), Case(200, quarantined=1)),
+    "signed, an event nested too deeply": (signed(NESTED_EVENT), Case(200, quarantined=1)),
+    "signed, a number too long to convert": (
+        signed(BODY.replace(b'"firstEventSequence":1', b'"firstEventSequence":' + b"9" * 5000)),
+        Case(200, quarantined=1),
+    ),
+    "signed, an event date out of range": (
+        signed(BODY.replace(b"2024-06-21T01:15:39.902", b"0001-01-01T00:00:00+14:00")),
+        Case(200, quarantined=1),
+    ),
+    "signed, a tenantId longer than a UUID": (
+        signed(BODY.replace(TENANT.encode(), TENANT.encode() + b"-0123")),
+        Case(200, quarantined=1),
+    ),
+    "signed, NUL bytes (not storable as PostgreSQL text)": (
+        signed(b"\x00" + BODY),
         Case(200, quarantined=1),
     ),
     "unknown tenant": (lambda c: post(c, BODY, [("x-xero-signature", GOOD)]), Case(200, events=1)),

@@ -263,3 +263,96 @@ async def test_bad_body_is_400(client: httpx.AsyncClient, session: Session) -> N
     """A body without a Contacts list answers 400."""
     answer = await client.put(CONTACTS, headers=session.headers(), json={"Name": "flat"})
     assert answer.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"Name": 5},
+        {"Name": "Typed", "EmailAddress": None},
+        {"Name": "Typed", "ContactStatus": "archived"},
+        {"Name": "Typed", "ContactID": "not-a-guid"},
+        {"Name": "Typed", "Phones": [{"PhoneType": "CELL"}]},
+        {"Name": "Typed", "Addresses": "none"},
+        {"Name": "Typed", "IsCustomer": "true"},
+        {"Name": "Typed", "DefaultCurrency": "aud"},
+        {"Name": "Typed", "PaymentTerms": {"Bills": {"Day": "15"}}},
+    ],
+)
+async def test_values_of_the_wrong_type_refuse_the_whole_body(
+    client: httpx.AsyncClient, session: Session, state: SandboxState, item: dict[str, object]
+) -> None:
+    """A value the spec's types, formats or enums refuse makes the body unreadable: 400
+    PostDataInvalidException naming the field, and nothing is saved (even with
+    summarizeErrors=false)."""
+    before = dict(state.tenant(session.tenant_id).contacts)
+    for params in ({}, {"summarizeErrors": "false"}):
+        answer = await client.put(
+            CONTACTS, params=params, headers=session.headers(), json={"Contacts": [item]}
+        )
+        assert answer.status_code == 400, answer.text
+        error = answer.json()
+        assert (error["ErrorNumber"], error["Type"]) == (14, "PostDataInvalidException")
+        assert "Contacts[0]." in error["Message"]
+    assert state.tenant(session.tenant_id).contacts == before
+
+
+async def test_lengths_over_the_spec_are_per_item_validation_errors(
+    client: httpx.AsyncClient, session: Session
+) -> None:
+    """A nested value over its maxLength (a phone number of 51 characters) is a readable item
+    Xero refuses: a ValidationException, or an ERROR item with summarizeErrors=false."""
+    long_phone = {
+        "Name": "Long Phone",
+        "Phones": [{"PhoneType": "MOBILE", "PhoneNumber": "1" * 51}],
+    }
+    batch = {"Contacts": [long_phone, {"Name": "Short Phone"}]}
+    refused = await client.put(CONTACTS, headers=session.headers(), json=batch)
+    assert refused.status_code == 400
+    element = refused.json()["Elements"][0]
+    assert element["ValidationErrors"] == [
+        {"Message": "Phones[0].PhoneNumber must not be longer than 50 characters."}
+    ]
+    split = await client.put(
+        CONTACTS, params={"summarizeErrors": "false"}, headers=session.headers(), json=batch
+    )
+    assert [c["StatusAttributeString"] for c in split.json()["Contacts"]] == ["ERROR", "OK"]
+
+
+async def test_read_only_fields_are_ignored(client: httpx.AsyncClient, session: Session) -> None:
+    """UpdatedDateUTC, Website and Discount are read-only: sent back, they are ignored."""
+    item = {"Name": "Echo Co", "UpdatedDateUTC": "yesterday", "Website": 5, "Discount": "x"}
+    answer = await client.put(CONTACTS, headers=session.headers(), json={"Contacts": [item]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["Contacts"][0]["UpdatedDateUTC"].startswith("/Date(")
+
+
+@pytest.mark.parametrize(
+    ("params", "headers"),
+    [
+        ({"IDs": "not-a-guid"}, {}),
+        ({"IDs": "{id},not-a-guid"}, {}),
+        ([("IDs", "{id}"), ("IDs", "{id}")], {}),
+        ({"includeArchived": "yes"}, {}),
+        ({"summaryOnly": ""}, {}),
+        ({"page": "x"}, {}),
+        ({"pageSize": "1.5"}, {}),
+        ([("where", 'Name=="a"'), ("where", 'Name=="b"')], {}),
+        ({}, {"If-Modified-Since": "2020-02-06T12:17:43"}),
+        ({}, {"If-Modified-Since": "Thu, 06 Feb 2020 12:17:43 GMT"}),
+    ],
+)
+async def test_list_refuses_parameters_the_spec_refuses(
+    client: httpx.AsyncClient,
+    session: Session,
+    contact: Contact,
+    params: object,
+    headers: dict[str, str],
+) -> None:
+    """IDs are comma-separated UUIDs given once, booleans are true or false, integers are
+    integers, If-Modified-Since is an RFC 3339 date-time with a zone, a scalar comes once."""
+    items = params.items() if isinstance(params, dict) else params
+    query = [(k, v.replace("{id}", contact.contact_id)) for k, v in items]
+    answer = await client.get(CONTACTS, params=query, headers={**session.headers(), **headers})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["Type"] == "QueryParseException"

@@ -122,6 +122,60 @@ async def test_idempotency_key_is_scoped_and_does_not_reapply(
     assert (await client.post(CREATE, headers=too_long, json=_job(contact))).status_code == 400
 
 
+async def test_same_key_and_same_body_replays(
+    client: httpx.AsyncClient, session: Session, contact: Contact, state: SandboxState
+) -> None:
+    """A repeat whose JSON body only differs in key order and spacing is the same request:
+    the first answer is replayed and one project exists."""
+    headers = {**session.headers(**{"Idempotency-Key": "k"}), "Content-Type": "application/json"}
+    first = await client.post(
+        CREATE, headers=headers, content=f'{{"contactId":"{contact.contact_id}","name":"A"}}'
+    )
+    again = await client.post(
+        CREATE, headers=headers, content=f'{{ "name": "A", "contactId": "{contact.contact_id}" }}'
+    )
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert len(state.tenant(session.tenant_id).projects) == 1
+    assert state.ledger[-1].replayed
+
+
+async def test_same_key_with_a_different_body_is_a_422_conflict(
+    client: httpx.AsyncClient, session: Session, contact: Contact, state: SandboxState
+) -> None:
+    """One Idempotency-Key, same path, another body (or query): 422 naming the key, nothing
+    written, nothing replayed; the first request still replays."""
+    headers = session.headers(**{"Idempotency-Key": "create:req-1:v1"})
+    first = await client.post(CREATE, headers=headers, json=_job(contact))
+    changed = await client.post(CREATE, headers=headers, json=_job(contact, "Tax return"))
+    assert changed.status_code == 422
+    assert "create:req-1:v1" in changed.json()["Detail"]
+    assert [p.name for p in state.tenant(session.tenant_id).projects.values()] == [
+        "Annual accounts"
+    ]
+    assert not state.ledger[-1].replayed
+    url = f"{ACCOUNTING}/Contacts"
+    put = session.headers(**{"Idempotency-Key": "contact-1"})
+    body = {"Contacts": [{"Name": "Acme Two"}]}
+    assert (await client.put(url, headers=put, json=body)).status_code == 200
+    other_query = await client.put(url, params={"summarizeErrors": "false"}, headers=put, json=body)
+    assert other_query.status_code == 422
+    replay = await client.post(CREATE, headers=headers, json=_job(contact))
+    assert replay.json() == first.json()
+
+
+async def test_a_reset_forgets_keys_and_their_requests(
+    client: httpx.AsyncClient, session: Session, contact: Contact, state: SandboxState
+) -> None:
+    """After the stored answers are forgotten a key is new again, whatever body it had."""
+    headers = session.headers(**{"Idempotency-Key": "k"})
+    assert (await client.post(CREATE, headers=headers, json=_job(contact))).status_code == 201
+    state.idempotency.clear()
+    answer = await client.post(CREATE, headers=headers, json=_job(contact, "Other"))
+    assert answer.status_code == 201
+    assert len(state.tenant(session.tenant_id).projects) == 2
+
+
 async def test_dropped_refresh_can_be_retried_with_the_old_token(
     client: httpx.AsyncClient, session: Session, state: SandboxState
 ) -> None:

@@ -48,12 +48,71 @@ async def test_create_answers_201_with_the_project(
     assert fetched.json() == project
 
 
-async def test_create_accepts_the_estimate_as_a_string(
-    client: httpx.AsyncClient, session: Session, contact: Contact
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        # The spec's own create example sends "99.99" (and a contactId that is not a UUID), but
+        # its schema says `estimateAmount: number`; the schema decides, so both are refused.
+        ("estimateAmount", "99.99"),
+        ("contactId", "00000000-0000-0000-000-000000000000"),
+        ("estimateAmount", True),
+        ("estimateAmount", None),
+        ("deadlineUtc", "2026-06-30T00:00:00"),
+        ("deadlineUtc", "2026-06-30"),
+        ("deadlineUtc", "2026-02-30T00:00:00Z"),
+        ("deadlineUtc", "30/06/2026 00:00"),
+        ("deadlineUtc", 1782777600),
+        ("deadlineUtc", None),
+        ("name", 5),
+        ("name", None),
+    ],
+)
+async def test_create_refuses_what_the_spec_refuses(
+    client: httpx.AsyncClient,
+    session: Session,
+    contact: Contact,
+    state: SandboxState,
+    field: str,
+    value: object,
 ) -> None:
-    """An estimateAmount sent as a numeric string is accepted (the spec's example does it)."""
-    answer = await _create(client, session, contact, estimateAmount="99.99")
-    assert answer.json()["estimate"]["value"] == 99.99
+    """A value of the wrong type or format (a zone-less or date-only deadline, an amount as a
+    string, null) is a 400 naming the field, and nothing is created."""
+    answer = await _create(client, session, contact, **{field: value})
+    assert answer.status_code == 400, answer.text
+    model_state = answer.json()["modelState"]
+    assert list(model_state) == [f"model.{field[:1].upper()}{field[1:]}"]
+    assert state.tenant(session.tenant_id).projects == {}
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("2026-06-30T10:00:00+10:00", "2026-06-30T00:00:00Z"),
+        ("2026-06-30t00:00:00.123z", "2026-06-30T00:00:00Z"),
+        ("2026-06-29T23:59:59-00:30", "2026-06-30T00:29:59Z"),
+    ],
+)
+async def test_create_reads_any_rfc3339_deadline(
+    client: httpx.AsyncClient, session: Session, contact: Contact, sent: str, stored: str
+) -> None:
+    """deadlineUtc may carry any zone offset and a fraction; Xero answers it in UTC."""
+    answer = await _create(client, session, contact, deadlineUtc=sent, estimateAmount=100)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["deadlineUtc"] == stored
+    assert answer.json()["estimate"]["value"] == 100.0
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"name": "x", "estimateAmount": NaN}', b"[" * 5000 + b"]" * 5000, b"{", b""]
+)
+async def test_unreadable_bodies_are_400(
+    client: httpx.AsyncClient, session: Session, raw: bytes
+) -> None:
+    """Not JSON (NaN, unclosed, empty) or nested past reading: 400 in the Projects shape."""
+    headers = {**session.headers(), "Content-Type": "application/json"}
+    answer = await client.post(f"{PROJECTS}/Projects", headers=headers, content=raw)
+    assert answer.status_code == 400
+    assert "message" in answer.json()
 
 
 async def test_missing_contact_is_400_with_model_state(
@@ -169,7 +228,8 @@ async def test_status_changed_in_xero_is_visible(
 async def test_list_filters_by_ids_contact_and_state(
     client: httpx.AsyncClient, session: Session, contact: Contact, state: SandboxState
 ) -> None:
-    """projectIds (comma-separated or repeated), contactID and states filter the list."""
+    """projectIds (repeated, the spec's exploded array), contactID and states filter the
+    list."""
     other = state.add_contact(session.tenant_id, "Other Client")
     a = (await _create(client, session, contact, "A")).json()["projectId"]
     b = (await _create(client, session, contact, "B")).json()["projectId"]
@@ -182,15 +242,37 @@ async def test_list_filters_by_ids_contact_and_state(
         return [p["projectId"] for p in answer.json()["items"]]
 
     assert await ids({}) == [a, b, c]
-    assert await ids({"projectIds": f"{a},{c}"}) == [a, c]
-    assert await ids([("projectIds", a), ("projectIds", b)]) == [a, b]
+    assert await ids([("projectIds", a), ("projectIds", c)]) == [a, c]
+    assert await ids({"projectIds": b.upper()}) == [b]
     assert await ids({"contactID": other.contact_id}) == [c]
     assert await ids({"contactId": contact.contact_id, "states": "INPROGRESS"}) == [a]
     assert await ids({"states": "INPROGRESS,CLOSED"}) == [a, b, c]
-    bad = await client.get(
-        f"{PROJECTS}/Projects", params={"states": "OPEN"}, headers=session.headers()
-    )
-    assert bad.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"states": "OPEN"},
+        [("states", "INPROGRESS"), ("states", "CLOSED")],
+        {"projectIds": "{a},{b}"},
+        {"projectIds": "not-a-guid"},
+        [("projectIds", "{a}"), ("projectIds", "")],
+        {"contactID": "not-a-guid"},
+        [("page", "1"), ("page", "2")],
+    ],
+)
+async def test_list_refuses_parameters_the_spec_refuses(
+    client: httpx.AsyncClient, session: Session, contact: Contact, params: object
+) -> None:
+    """Comma-separated projectIds (the spec's array is exploded: one id per projectIds=), a
+    value that is not a UUID, an unknown state and a scalar given twice are 400s."""
+    a = (await _create(client, session, contact, "A")).json()["projectId"]
+    b = (await _create(client, session, contact, "B")).json()["projectId"]
+    items = params.items() if isinstance(params, dict) else params
+    query = [(k, str(v).format(a=a, b=b)) for k, v in items]
+    answer = await client.get(f"{PROJECTS}/Projects", params=query, headers=session.headers())
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["message"]
 
 
 async def test_list_pages(client: httpx.AsyncClient, session: Session, contact: Contact) -> None:
@@ -207,7 +289,10 @@ async def test_list_pages(client: httpx.AsyncClient, session: Session, contact: 
     assert default["pagination"] == {"page": 1, "pageSize": 50, "pageCount": 1, "itemCount": 5}
 
 
-@pytest.mark.parametrize("params", [{"pageSize": 0}, {"pageSize": 501}, {"page": 0}, {"page": "x"}])
+@pytest.mark.parametrize(
+    "params",
+    [{"pageSize": 0}, {"pageSize": 501}, {"page": 0}, {"page": "x"}, {"page": "1.0"}],
+)
 async def test_out_of_range_paging_is_400(
     client: httpx.AsyncClient, session: Session, params: dict[str, object]
 ) -> None:

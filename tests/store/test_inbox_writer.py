@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
@@ -15,6 +16,7 @@ from syncd.store.db import Database
 from syncd.store.inbox_sink import PostgresSink, SqliteSink, model_columns_missing, sink_for
 from syncd.store.models import InboxEvent
 from syncd.xero.webhooks import WebhookEvent
+from tests.fakes import eventually
 
 AT = datetime(2026, 11, 25, 10, 30, 15, 123000, tzinfo=UTC)
 
@@ -94,6 +96,72 @@ async def test_concurrent_writes_share_commits_and_duplicates_are_dropped(db: Da
     assert commits < 64
 
 
+async def test_a_batch_fills_while_the_one_before_it_commits(db: Database) -> None:
+    """Requests arriving while the sink can take no more batches wait together and go in one
+    batch; commits overlap only as far as the sink allows (SQLite 1, PostgreSQL 2)."""
+    writer = InboxWriter(db)
+    insert = writer._sink.insert
+    gate, entered = asyncio.Event(), asyncio.Event()
+    batches: list[int] = []
+    inside = most_inside = 0
+
+    async def gated(rows: list[object]) -> None:
+        nonlocal inside, most_inside
+        batches.append(len(rows))
+        inside += 1
+        most_inside = max(most_inside, inside)
+        entered.set()
+        await gate.wait()
+        await insert(rows)  # type: ignore[arg-type]
+        inside -= 1
+
+    writer._sink.insert = gated  # type: ignore[method-assign]
+    concurrency = writer._sink.concurrency
+    try:
+        first = []
+        for n in range(concurrency):  # each a batch of its own, held in flight
+            entered.clear()
+            first.append(
+                asyncio.create_task(
+                    writer.write([event_row(event(n), source="webhook", received_at=AT)])
+                )
+            )
+            await asyncio.wait_for(entered.wait(), timeout=10)
+        later = [
+            asyncio.create_task(
+                writer.write([event_row(event(n), source="webhook", received_at=AT)])
+            )
+            for n in range(concurrency, concurrency + 20)
+        ]
+        await asyncio.sleep(0.05)
+        assert batches == [1] * concurrency  # the later ones wait for a free slot
+        gate.set()
+        await asyncio.gather(*first, *later)
+    finally:
+        await writer.close()
+    assert batches == [1] * concurrency + [20]
+    assert most_inside == concurrency
+    assert len(await stored(db)) == concurrency + 20
+
+
+async def test_times_are_stored_as_utc_and_naive_ones_refused(db: Database) -> None:
+    """A time in another zone is stored as the same instant in UTC; a naive one fails the
+    write (every time in syncd is aware)."""
+    writer = InboxWriter(db)
+    elsewhere = AT.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    try:
+        await writer.write([event_row(event(1), source="webhook", received_at=elsewhere)])
+        with pytest.raises(ValueError, match="naive"):
+            await writer.write(
+                [event_row(event(2), source="webhook", received_at=AT.replace(tzinfo=None))]
+            )
+    finally:
+        await writer.close()
+    [row] = await stored(db)
+    assert row.received_at == AT
+    assert row.received_at.utcoffset() == timedelta(0)
+
+
 async def test_a_failed_commit_fails_every_waiting_request(db: Database) -> None:
     """When the database refuses the batch, each request sees the error (Xero will retry)."""
     writer = InboxWriter(db)
@@ -130,18 +198,20 @@ async def test_sqlite_sink_waits_off_the_loop_when_the_lock_is_held(sqlite_db: D
         nonlocal ticks
         while True:
             ticks += 1
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0)
 
     running = asyncio.create_task(ticker())
     try:
         insert = asyncio.create_task(
             sink.insert([event_row(event(1), source="webhook", received_at=AT)])
         )
-        await asyncio.sleep(0.2)
+        # However long the lock is held, the loop goes round: a hundred turns of the ticker
+        # while the insert waits (an insert blocking the loop would only let them happen
+        # after it gave up or the lock was released).
+        await eventually(lambda: ticks >= 100, what="the event loop keeps turning")
         assert not insert.done()
-        assert ticks >= 10  # the loop was free while the insert waited
         holder.execute("COMMIT")
-        await asyncio.wait_for(insert, timeout=10)
+        await asyncio.wait_for(insert, timeout=30)
     finally:
         running.cancel()
         holder.close()

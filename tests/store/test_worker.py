@@ -1,28 +1,37 @@
 """The worker on a real database: slow tasks keep their lease, exhausted tasks die, a freed slot
-is refilled without waiting for the next tick, and a completion that lost its lease is not
-reported as done."""
+is refilled without waiting for the next tick, a completion that lost its lease is not reported
+as done, inbound events retry with jitter, and several workers apply each event once.
+
+Time is a ManualClock the tests move (tests.store.stepping), so nothing depends on how fast
+the machine is."""
 
 from __future__ import annotations
 
 import asyncio
+import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from sqlalchemy import select
 
-from syncd.clock import SystemClock
+from syncd.clock import Clock, SystemClock
 from syncd.domain.errors import PermanentError, TransientError
 from syncd.domain.ids import CompanyId
 from syncd.domain.retry import RetryPolicy
 from syncd.pipeline.inbound import InboundHandler, Outcome
-from syncd.pipeline.inbox import ClaimedEvent, Inbox, InboxWriter, event_row
+from syncd.pipeline.inbox import INBOX_POLICY, ClaimedEvent, Inbox, InboxWriter, event_row
 from syncd.pipeline.outbox import ClaimedTask, NewTask, Outbox, TaskRepository, enqueue
 from syncd.pipeline.worker import TaskContext, TaskHandler, Worker
 from syncd.store.db import Database
 from syncd.store.models import InboxEvent
+from syncd.xero.governor import Limits, RateGovernor
 from syncd.xero.webhooks import WebhookEvent
+from tests.fakes import ManualClock
+from tests.store.stepping import step
 
 A = CompanyId("company-a")
+BEAT = 0.001  # real seconds between a heartbeat's looks at the (manual) clock
 
 
 def worker(
@@ -30,7 +39,8 @@ def worker(
     owner: str,
     handlers: dict[str, TaskHandler],
     *,
-    lease: float = 1.0,
+    clock: Clock | None = None,
+    lease: float = 60.0,
     dead: list[str] | None = None,
     max_in_flight: int = 20,
 ) -> Worker:
@@ -42,38 +52,42 @@ def worker(
         outbox=Outbox(
             db, owner=owner, lease=timedelta(seconds=lease), policy=RetryPolicy(max_attempts=2)
         ),
-        inbox=Inbox(db),
+        inbox=Inbox(db, owner=owner),
         inbound=None,
         handlers=handlers,
-        clock=SystemClock(),
+        clock=clock or ManualClock(),
         on_dead=on_dead,
         max_in_flight=max_in_flight,
+        heartbeat_seconds=BEAT,
     )
 
 
-async def add(db: Database, kind: str, *, now: datetime | None = None) -> None:
+async def add(db: Database, kind: str, *, now: datetime) -> None:
     async with db.transaction() as session:
-        await enqueue(
-            session, NewTask(company=A, kind=kind, key=kind), now=now or datetime.now(UTC)
-        )
+        await enqueue(session, NewTask(company=A, kind=kind, key=kind), now=now)
 
 
 async def test_a_task_longer_than_its_lease_runs_once_and_completes(db: Database) -> None:
-    """A 1.5 s task with a 1 s lease: the second worker finds nothing to take."""
+    """A task that takes 150 s (on the clock) with a 60 s lease: its heartbeat renews the lease,
+    so a second worker ticking every 10 s finds nothing to take, and the task is done once."""
+    clock = ManualClock()
     runs = 0
 
     async def slow(context: TaskContext) -> dict[str, object]:
         nonlocal runs
         runs += 1
-        await asyncio.sleep(1.5)
+        await context.clock.sleep(150)
         return {}
 
-    await add(db, "slow")
-    first, second = worker(db, "first", {"slow": slow}), worker(db, "second", {"slow": slow})
+    await add(db, "slow", now=clock.now())
+    first = worker(db, "first", {"slow": slow}, clock=clock)
+    second = worker(db, "second", {"slow": slow}, clock=clock)
     assert await first.tick_outbox() == 1
-    await asyncio.sleep(1.2)
-    assert await second.tick_outbox() == 0
-    await first.wait_idle()
+    while first.in_flight:
+        assert clock.monotonic() <= 150
+        await step(db, clock, 10)
+        assert await second.tick_outbox() == 0
+    await first.settle()
     async with db.transaction() as session:
         task = await TaskRepository(session).by_key(company=A, key="slow")
     assert task is not None
@@ -89,14 +103,14 @@ async def test_a_task_past_its_attempts_is_dead_without_running(db: Database) ->
         runs += 1
         return {}
 
-    now = datetime.now(UTC) - timedelta(seconds=10)
-    await add(db, "crashy", now=now)
+    clock = ManualClock()
+    await add(db, "crashy", now=clock.now())
     for owner in ("gone-1", "gone-2"):  # claimed, then their workers vanished
         box = Outbox(db, owner=owner, lease=timedelta(seconds=1))
-        assert len(await box.claim(now=now, limit=1)) == 1
-        now += timedelta(seconds=2)
+        assert len(await box.claim(now=clock.now(), limit=1)) == 1
+        clock.advance(2)
     dead: list[str] = []
-    survivor = worker(db, "survivor", {"crashy": crashy}, dead=dead)
+    survivor = worker(db, "survivor", {"crashy": crashy}, clock=clock, dead=dead)
     await survivor.wait_idle()
     async with db.transaction() as session:
         task = await TaskRepository(session).by_key(company=A, key="crashy")
@@ -113,13 +127,14 @@ async def test_a_freed_slot_is_refilled_at_once_and_settle_waits_for_that_too(
     ran: list[str] = []
 
     async def note(context: TaskContext) -> dict[str, object]:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # a moment in which a second slot, if there were one, could fill
         ran.append(context.task.kind)
         return {}
 
-    await add(db, "first")
-    await add(db, "second")
-    solo = worker(db, "solo", {"first": note, "second": note}, max_in_flight=1)
+    clock = ManualClock()
+    await add(db, "first", now=clock.now())
+    await add(db, "second", now=clock.now())
+    solo = worker(db, "solo", {"first": note, "second": note}, clock=clock, max_in_flight=1)
     assert await solo.tick_outbox() == 1
     assert solo.in_flight == 1
     await solo.settle()
@@ -148,7 +163,7 @@ async def test_a_practice_with_no_xero_budget_left_is_not_claimed_for(db: Databa
             )
     fair = Worker(
         outbox=Outbox(db, owner="fair", lease=timedelta(seconds=5)),
-        inbox=Inbox(db),
+        inbox=Inbox(db, owner="fair"),
         inbound=None,
         handlers={"note": note},
         clock=SystemClock(),
@@ -174,42 +189,53 @@ class FailingInbound:
         raise self.error
 
 
-async def inbox_worker(db: Database, error: Exception) -> Worker:
-    """One stored webhook event, and a worker whose inbound handling fails with `error`."""
+def webhook_event(n: int, tenant: str = "tenant-1") -> WebhookEvent:
+    return WebhookEvent(
+        tenant_id=tenant,
+        tenant_type="ORGANISATION",
+        category="CONTACT",
+        event_type="UPDATE",
+        resource_id=f"contact-{n}",
+        event_at=datetime(2026, 3, 2, 8, 0, tzinfo=UTC),
+    )
+
+
+async def store_events(db: Database, count: int, *, now: datetime) -> None:
     writer = InboxWriter(db)
     try:
         await writer.write(
             [
-                event_row(
-                    WebhookEvent(
-                        tenant_id="tenant-1",
-                        tenant_type="ORGANISATION",
-                        category="CONTACT",
-                        event_type="UPDATE",
-                        resource_id="contact-1",
-                        event_at=datetime.now(UTC),
-                    ),
-                    source="webhook",
-                    received_at=datetime.now(UTC),
-                )
+                event_row(webhook_event(n), source="webhook", received_at=now)
+                for n in range(1, count + 1)
             ]
         )
     finally:
         await writer.close()
-    applier = Worker(
+
+
+async def inbox_worker(
+    db: Database,
+    error: Exception,
+    *,
+    clock: ManualClock,
+    events: int = 1,
+    rng: random.Random | None = None,
+) -> Worker:
+    """Stored webhook events, and a worker whose inbound handling fails with `error`."""
+    await store_events(db, events, now=clock.now())
+    return Worker(
         outbox=Outbox(db, owner="inbox"),
-        inbox=Inbox(db),
+        inbox=Inbox(db, owner="inbox", rng=rng),
         inbound=cast(InboundHandler, FailingInbound(error)),
         handlers={},
-        clock=SystemClock(),
+        clock=clock,
+        heartbeat_seconds=BEAT,
     )
-    return applier
 
 
-async def only_event(db: Database) -> InboxEvent:
+async def stored_events(db: Database) -> list[InboxEvent]:
     async with db.transaction() as session:
-        [row] = (await session.execute(select(InboxEvent))).scalars().all()
-    return row
+        return list((await session.execute(select(InboxEvent).order_by(InboxEvent.id))).scalars())
 
 
 async def test_an_inbound_event_that_fails_for_now_is_tried_again_after_retry_after(
@@ -217,19 +243,111 @@ async def test_an_inbound_event_that_fails_for_now_is_tried_again_after_retry_af
 ) -> None:
     """The one retry policy: a transient failure puts the event back, due no sooner than
     Xero's Retry-After."""
-    applier = await inbox_worker(db, TransientError("Xero is busy", retry_after=600))
-    before = datetime.now(UTC)
+    clock = ManualClock()
+    applier = await inbox_worker(db, TransientError("Xero is busy", retry_after=600), clock=clock)
     assert await applier.tick_inbox() == 1
-    row = await only_event(db)
+    [row] = await stored_events(db)
     assert row.state == "pending" and row.result == "retrying: Xero is busy"
+    assert (row.lease_owner, row.leased_until) == (None, None)
     assert row.next_attempt_at is not None
-    assert row.next_attempt_at >= before + timedelta(seconds=600)
+    assert row.next_attempt_at >= clock.now() + timedelta(seconds=600)
 
 
 async def test_an_inbound_event_that_fails_for_good_is_failed_with_the_reason(
     db: Database,
 ) -> None:
-    applier = await inbox_worker(db, PermanentError("the contact was merged away"))
+    """A permanent error fails the event at once, with the policy's reason."""
+    applier = await inbox_worker(
+        db, PermanentError("the contact was merged away"), clock=ManualClock()
+    )
     assert await applier.tick_inbox() == 1
-    row = await only_event(db)
+    [row] = await stored_events(db)
     assert (row.state, row.result) == ("failed", "permanent error: the contact was merged away")
+
+
+async def test_inbound_events_that_fail_together_retry_at_jittered_times(db: Database) -> None:
+    """Twenty events failing at once come back spread over the policy's window (half to all
+    of the first delay), not all at the same moment."""
+    clock = ManualClock()
+    applier = await inbox_worker(
+        db, TransientError("503"), clock=clock, events=20, rng=random.Random(7)
+    )
+    assert await applier.tick_inbox() == 20
+    delays = [
+        (row.next_attempt_at - clock.now()).total_seconds()
+        for row in await stored_events(db)
+        if row.next_attempt_at is not None
+    ]
+    assert len(delays) == 20
+    assert all(INBOX_POLICY.base_delay / 2 <= d <= INBOX_POLICY.base_delay for d in delays)
+    assert len(set(delays)) > 10
+
+
+class GovernedInbound:
+    """Stands in for the inbound handler (the database stays real): applying an event first
+    waits for the practice's Xero budget on the worker's rate governor, as the real handler's
+    calls do, then records who applied it."""
+
+    def __init__(self, governor: RateGovernor, owner: str, applied: list[tuple[int, str]]) -> None:
+        self.governor = governor
+        self.owner = owner
+        self.applied = applied
+
+    async def handle(self, event: ClaimedEvent) -> Outcome:
+        async with self.governor.slot(event.tenant_id):
+            self.applied.append((event.id, self.owner))
+        return Outcome(state="done", result=f"applied by {self.owner}")
+
+
+async def test_several_workers_apply_each_inbound_event_once(db: Database) -> None:
+    """Four workers (each with its own connections and governor, like four processes) share an
+    inbox of six events with a 20 s lease; each may call Xero once a minute, so a worker's
+    second event waits some 60 s for its budget, three leases long. The waiting events stay
+    leased to their worker: the idle fourth worker never takes one over, and every event is
+    applied exactly once and settled by the worker that applied it."""
+    clock = ManualClock()
+    lease, events = timedelta(seconds=20), 6
+    await store_events(db, events, now=clock.now())
+    applied: list[tuple[int, str]] = []
+    databases = [Database(db.url) for _ in range(4)]
+    workers = [
+        Worker(
+            outbox=Outbox(own_db, owner=f"w{n}"),
+            inbox=Inbox(own_db, owner=f"w{n}", lease=lease),
+            inbound=cast(
+                InboundHandler,
+                GovernedInbound(RateGovernor(Limits(per_minute=1), clock=clock), f"w{n}", applied),
+            ),
+            handlers={},
+            clock=clock,
+            inbox_batch=2,
+            heartbeat_seconds=BEAT,
+        )
+        for n, own_db in enumerate(databases)
+    ]
+    ticks: dict[int, asyncio.Task[int]] = {}
+    try:
+        # Until every event is settled and every worker has finished what it holds.
+        while ticks or any(row.state != "done" for row in await stored_events(db)):
+            assert clock.monotonic() < 600, "the workers did not finish in 10 minutes"
+            for n in [n for n, tick in ticks.items() if tick.done()]:
+                ticks.pop(n).result()
+            if any(row.state != "done" for row in await stored_events(db)):
+                for n, each in enumerate(workers):  # the scheduler's drain_inbox, everywhere
+                    if n not in ticks:
+                        ticks[n] = asyncio.create_task(each.tick_inbox())
+            await step(db, clock, 2)
+    finally:
+        for tick in ticks.values():
+            tick.cancel()
+        await asyncio.gather(*ticks.values(), return_exceptions=True)
+        for own_db in databases:
+            await own_db.dispose()
+    assert clock.monotonic() >= 60  # the second events did wait for a minute's budget
+    assert Counter(event for event, _ in applied) == Counter(
+        row.id for row in await stored_events(db)
+    )
+    by_worker = dict(applied)
+    for row in await stored_events(db):
+        assert (row.state, row.attempts) == ("done", 1)
+        assert row.result == f"applied by {by_worker[row.id]}"

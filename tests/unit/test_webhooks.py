@@ -4,6 +4,7 @@ what a well-formed delivery must contain."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 
 import pytest
@@ -149,3 +150,67 @@ def test_non_json_bodies_are_malformed(body: bytes) -> None:
     """Signed garbage is malformed, not an exception."""
     with pytest.raises(MalformedPayload):
         parse(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (
+            V3_BODY.replace(b'"events":[', b'"events":[' + b"[" * 50_000 + b"]" * 50_000 + b","),
+            "nested too deeply",
+        ),
+        (
+            V3_BODY.replace(b'"firstEventSequence":1', b'"firstEventSequence":' + b"9" * 5000),
+            "JSON",
+        ),
+        (V3_BODY.replace(b"2024-06-21T01:15:39.902", b"0001-01-01T00:00:00+14:00"), "eventDateUtc"),
+        (V3_BODY.replace(b"2024-06-21T01:15:39.902", b"9999-12-31T23:59:59-14:00"), "eventDateUtc"),
+        (V3_BODY.replace(b'"tenantId":"c2cc', b'"tenantId":"0123456789c2cc'), "tenantId"),
+    ],
+)
+def test_bodies_that_break_the_parser_are_malformed(body: bytes, message: str) -> None:
+    """Nesting beyond what json.loads goes, a number too long to convert, a date a zone pushes
+    out of range, a tenant id longer than a UUID: each is a MalformedPayload, never another
+    exception (a signed body is then quarantined rather than answered 500)."""
+    with pytest.raises(MalformedPayload, match=message):
+        parse(body)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    max_leaves=20,
+)
+EVENT_FIELDS = [
+    "resourceUrl",
+    "resourceId",
+    "eventDateUtc",
+    "eventType",
+    "eventCategory",
+    "tenantId",
+    "tenantType",
+]
+
+
+@given(field=st.sampled_from(EVENT_FIELDS), value=JSON)
+def test_any_value_in_an_event_field_parses_or_is_malformed(field: str, value: object) -> None:
+    """Whatever JSON a field holds, parse returns a delivery or raises MalformedPayload."""
+    data = json.loads(V3_BODY)
+    data["events"][0][field] = value
+    with contextlib.suppress(MalformedPayload):
+        parse(json.dumps(data).encode())
+
+
+@given(body=st.binary(max_size=200) | JSON.map(lambda v: json.dumps(v).encode()))
+def test_any_body_parses_or_is_malformed(body: bytes) -> None:
+    """Whatever the bytes, parse returns a delivery or raises MalformedPayload."""
+    with contextlib.suppress(MalformedPayload):
+        parse(body)
+
+
+def test_keys_given_as_bytes_verify_like_text() -> None:
+    """A key passed as its UTF-8 bytes verifies exactly as the text key does."""
+    signature = sign(V3_BODY, V23_KEY)
+    assert verify(V3_BODY, [signature], [V23_KEY.encode()])
+    assert not verify(V3_BODY, [signature], [b"another-key"])

@@ -1,13 +1,18 @@
-"""XeroHttp at the HTTP boundary (respx): headers, the one refresh replay, error translation,
-rate headers fed back to the governor, and a call trail without tokens."""
+"""XeroHttp at the HTTP boundary (respx): headers, the one refresh replay, error translation
+(and reading any error body without raising), rate headers fed back to the governor, a call
+trail without tokens, and the Projects list query as the spec serializes it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 import respx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syncd.domain.errors import (
     NeedsReconnect,
@@ -18,7 +23,8 @@ from syncd.domain.errors import (
 )
 from syncd.domain.ids import CompanyId
 from syncd.xero.governor import RateGovernor
-from syncd.xero.http import XeroHttp, build_client
+from syncd.xero.http import XeroHttp, build_client, translate, xero_message
+from syncd.xero.projects import ProjectsApi
 from tests.fakes import InstantClock, MemoryAudit, StaticTokens
 
 API = "http://xero.test"
@@ -59,7 +65,8 @@ async def test_tenant_bearer_and_idempotency_headers(
     assert read.headers["xero-tenant-id"] == "tenant-1"
     assert read.headers["authorization"] == "Bearer token-1"
     assert "idempotency-key" not in read.headers
-    assert write.headers["idempotency-key"] == "k-1"
+    # The caller's key, with a digest of the body: another body is another request.
+    assert write.headers["idempotency-key"].startswith("k-1:")
     assert read.headers["accept"] == "application/json"
 
 
@@ -225,3 +232,108 @@ async def test_practice_manager_xml_errors_are_read(
     with pytest.raises(PermanentError, match="Job not found") as caught:
         await http.request(COMPANY, "GET", "/practicemanager/3.1/job.api/get/J1")
     assert "<Response>" not in str(caught.value)
+
+
+def _answer(status: int, **content: Any) -> httpx.Response:
+    return httpx.Response(status, request=httpx.Request("POST", f"{PROJECTS}/abc"), **content)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                ["message", "Message", "Detail", "modelState", "Elements", "ValidationErrors", "x"]
+            )
+            | st.text(max_size=8),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=JSON, status=st.sampled_from([400, 401, 409, 422, 500]))
+def test_any_json_error_body_reads_without_raising(data: Any, status: int) -> None:
+    """Whatever JSON Xero answers (modelState and Elements of any shape included), the message
+    is one line of text and the error is one of syncd's, never a raw TypeError."""
+    response = _answer(status, content=json.dumps(data).encode())
+    message = xero_message(response)
+    assert isinstance(message, str)
+    error = translate(response)
+    assert error is not None
+    assert isinstance(str(error), str)
+
+
+@settings(max_examples=100, deadline=None)
+@given(raw=st.binary(max_size=200))
+def test_any_bytes_read_without_raising(raw: bytes) -> None:
+    """Bytes that are not JSON at all still give a message."""
+    assert isinstance(xero_message(_answer(400, content=raw)), str)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"message": "bad", "modelState": {"model.Name": "Name is required"}}, "Name is required"),
+        ({"message": "bad", "modelState": {"m": ["one", "two"]}}, "one; two"),
+        ({"message": "bad", "modelState": {"m": {"inner": ["deep"]}}}, "deep"),
+        ({"message": "bad", "modelState": {"m": 42, "n": None}}, "42"),
+        ({"message": "bad", "modelState": ["listed"]}, "listed"),
+        ({"message": "bad", "modelState": "just text"}, "just text"),
+        ({"Message": "v", "Elements": {"ValidationErrors": [{"Message": "one element"}]}}, "one"),
+        ({"Message": "v", "Elements": [{"ValidationErrors": {"Message": "not a list"}}]}, "not a"),
+        ({"Message": "v", "Elements": [{"ValidationErrors": ["plain"]}, None, 3]}, "plain"),
+        ({"Message": {"text": "nested headline"}}, "nested headline"),
+        ("a bare string", "a bare string"),
+        ([], "Bad Request"),
+    ],
+)
+def test_odd_error_shapes_keep_their_words(body: Any, expected: str) -> None:
+    """A string is one message (not split per character); lists, objects, numbers and null
+    in modelState, Elements or ValidationErrors are read for what they say."""
+    message = xero_message(_answer(400, json=body))
+    assert expected in message
+    assert "N; a; m; e" not in message
+    error = translate(_answer(400, json=body))
+    assert isinstance(error, PermanentError)
+    assert expected in str(error)
+
+
+def test_nesting_too_deep_to_parse_still_reads() -> None:
+    """A body nested past Python's recursion limit is shown as text, not a RecursionError."""
+    deep = b'{"message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert xero_message(_answer(400, content=deep)).startswith('{"message": [[[')
+
+
+async def test_audit_records_an_odd_error_body(
+    router: respx.MockRouter, http: XeroHttp, parts: tuple[StaticTokens, MemoryAudit, RateGovernor]
+) -> None:
+    """The audit path (which reads Xero's message) survives a modelState of strings."""
+    router.post("/projects.xro/2.0/Projects").respond(
+        400, json={"message": "The request is invalid.", "modelState": {"model.Name": "Required"}}
+    )
+    with pytest.raises(PermanentError, match="Required"):
+        await http.request(COMPANY, "POST", "/projects.xro/2.0/Projects", json={})
+    assert parts[1].calls[-1].error == "The request is invalid.: Required"
+
+
+async def test_project_ids_and_states_are_sent_as_the_spec_declares(
+    router: respx.MockRouter, http: XeroHttp
+) -> None:
+    """projectIds is an exploded array: one `projectIds=` per id, never a comma-separated
+    value; states is one string, left out when both states are wanted."""
+    route = router.get("/projects.xro/2.0/Projects").respond(200, json={"items": []})
+    api = ProjectsApi(http)
+    await api.list_page(COMPANY, project_ids=["a-1", "b-2", "a-1"], states=["CLOSED"])
+    sent = route.calls.last.request.url.params
+    assert sent.get_list("projectIds") == ["a-1", "b-2"]
+    assert sent.get_list("states") == ["CLOSED"]
+    assert "," not in str(route.calls.last.request.url)
+    await api.list_page(COMPANY, states=["INPROGRESS", "CLOSED"], page_size=9999)
+    sent = route.calls.last.request.url.params
+    assert "states" not in sent
+    assert sent["pageSize"] == "500"

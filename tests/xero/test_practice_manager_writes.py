@@ -360,7 +360,7 @@ async def test_add_job_posts_the_body_and_reads_the_new_job(
     request = route.calls.last.request
     assert request.method == "POST"
     assert request.url.raw_path == f"{BASE}/job.api/add".encode()
-    assert request.headers["idempotency-key"] == "create_job:r-1"
+    assert request.headers["idempotency-key"].startswith("create_job:r-1:")
     assert request.headers["xero-tenant-id"] == "tenant-1"
     root = sent_xml(route)
     assert root.tag == "Job"
@@ -384,7 +384,7 @@ async def test_add_client_posts_the_client_and_its_primary_contact(
     assert created == OLIVIA
     request = route.calls.last.request
     assert (request.method, request.url.path) == ("POST", f"{BASE}/client.api/add")
-    assert request.headers["idempotency-key"] == "client:crm-1"
+    assert request.headers["idempotency-key"].startswith("client:crm-1:")
     root = sent_xml(route)
     assert root.findtext("Name") == "Olivia Chen"
     assert root.findtext("Contacts/Contact/IsPrimary") == "Yes"
@@ -417,7 +417,7 @@ async def test_set_state_puts_the_state(
         COMPANY, number="J000309", job_id=J1, state="In Progress", idempotency_key="state:1"
     )
     assert result is None
-    assert route.calls.last.request.headers["idempotency-key"] == "state:1"
+    assert route.calls.last.request.headers["idempotency-key"].startswith("state:1:")
     assert fields(sent_xml(route)) == [("ID", "J000309"), ("UUID", J1), ("State", "In Progress")]
     assert [(r.method, r.path, r.status, r.error) for r in audit.calls] == [
         ("PUT", f"{BASE}/job.api/state", 200, None)
@@ -731,7 +731,7 @@ async def test_create_job_without_a_due_date_is_due_thirty_days_after_start(
         ("CategoryUUID", K1),
         ("Budget", "350.00"),
     ]
-    assert route.calls.last.request.headers["idempotency-key"] == "create_job:r-1"
+    assert route.calls.last.request.headers["idempotency-key"].startswith("create_job:r-1:")
     assert job == Job(
         job_id=J1,
         number="J000309",

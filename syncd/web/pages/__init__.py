@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from syncd.web.pages import console, mapping_pages, operations
+from syncd.web.pages import console, handoff, mapping_pages, operations
 
 
 def routes() -> list[BaseRoute]:
-    return [*console.routes, *mapping_pages.routes, *operations.routes]
+    return [*handoff.routes, *console.routes, *mapping_pages.routes, *operations.routes]

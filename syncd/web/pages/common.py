@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from syncd.services import Services
 from syncd.web.auth import access
 from syncd.web.context import services_of
-from syncd.web.session import Forbidden, NoSession, Session, current
+from syncd.web.session import Forbidden, NoSession, Session, clear_cookie, current, has_cookie
 from syncd.web.templating import render
 
 NAV = (
@@ -32,19 +32,23 @@ Page = Callable[[Request, Session, Services], Awaitable[Response]]
 
 
 def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
-    """A session-protected page: no session → 401 page; another practice asked for → 403."""
+    """A session-protected page: no session (or a revoked or expired one, whose cookie is
+    cleared) → 401 page; another practice asked for → 403."""
 
     @access("session")
     @wraps(handler)
     async def endpoint(request: Request) -> Response:
         try:
-            session = current(request)
+            session = await current(request)
             asked = request.query_params.get("company_id")
             if asked and asked != session.company_id:
                 raise Forbidden
             return await handler(request, session, services_of(request))
         except NoSession:
-            return render("signed_out.html", status_code=401, nav=())
+            response = render("signed_out.html", status_code=401, nav=())
+            if has_cookie(request):
+                clear_cookie(response, request)
+            return response
         except Forbidden:
             return render("forbidden.html", status_code=403, nav=())
 

@@ -1,83 +1,22 @@
-"""The hand-off from the CRM, the dashboard, the connection page and the settings page."""
+"""The dashboard, the connection page and the settings page (the hand-off from the CRM and
+sign-out are in handoff.py)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import jwt
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from syncd.domain.ids import CompanyId
 from syncd.domain.statuses import ConflictPolicy, CrmStatus
 from syncd.domain.sync_settings import FINDING_KINDS, SettingsInvalid
 from syncd.pipeline.connect import ConnectError
 from syncd.pipeline.practice import current_settings, dashboard, save_settings
 from syncd.services import Services
-from syncd.web.auth import JwtVerifier, Role, access
-from syncd.web.errors import ApiError
+from syncd.web.connection import start_connect
 from syncd.web.pages.common import back, page, show
-from syncd.web.session import Session, check_form, clear_cookie, set_cookie, start
-from syncd.web.templating import render
-
-
-@access("oauth-state")  # authenticated by the hand-off token itself
-async def login(request: Request) -> Response:
-    """`/admin/login?token=<short-lived CRM JWT>[&company_id=…]` → a session cookie."""
-    token = request.query_params.get("token")
-    if not token:
-        return render("signed_out.html", status_code=401, nav=())
-    verifier: JwtVerifier = request.app.state.jwt
-    try:
-        principal = verifier.verify(token)
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except ApiError:
-        return render(
-            "signed_out.html",
-            status_code=401,
-            nav=(),
-            reason="the sign-in link is invalid or has expired",
-        )
-    if int(claims.get("exp", 0)) - time.time() > 600:
-        return render(
-            "signed_out.html",
-            status_code=401,
-            nav=(),
-            reason="sign-in links must be short-lived (10 minutes at most)",
-        )
-    if principal.role is Role.SUPER_ADMIN:
-        company = request.query_params.get("company_id")
-        if not company:
-            return render(
-                "forbidden.html",
-                status_code=400,
-                nav=(),
-                reason="a super admin signs in for one practice: add company_id",
-            )
-    elif principal.role is Role.PRACTICE_ADMIN and principal.company_id:
-        company = principal.company_id
-    else:
-        return render(
-            "forbidden.html",
-            status_code=403,
-            nav=(),
-            reason=f"the {principal.role.value} role cannot manage the integration",
-        )
-    session = start(principal, CompanyId(company))
-    response = RedirectResponse("/admin", status_code=303)
-    set_cookie(
-        response, request.app.state.session_key, session, secure=request.url.scheme == "https"
-    )
-    return response
-
-
-@access("session")
-async def logout(request: Request) -> Response:
-    response = render("signed_out.html", nav=(), reason="you have signed out")
-    clear_cookie(response)
-    return response
+from syncd.web.session import Session, check_form
 
 
 @page
@@ -99,10 +38,13 @@ async def connection(request: Request, session: Session, services: Services) -> 
 @page
 async def connect(request: Request, session: Session, services: Services) -> Response:
     await check_form(request, session)
-    url = await services.require_xero().connect.start(
-        company=session.company, user=session.user, return_to="/admin/connection"
+    return await start_connect(
+        request,
+        company=session.company,
+        user=session.user,
+        return_to="/admin/connection",
+        respond=lambda url: RedirectResponse(url, status_code=303),
     )
-    return RedirectResponse(url, status_code=303)
 
 
 @page
@@ -171,8 +113,6 @@ def state_classes(text: str) -> dict[str, str]:
 
 
 routes = [
-    Route("/admin/login", login, methods=["GET"]),
-    Route("/admin/logout", logout, methods=["GET", "POST"]),
     Route("/admin", home, methods=["GET"]),
     Route("/admin/connection", connection, methods=["GET"]),
     Route("/admin/connection/connect", connect, methods=["POST"]),

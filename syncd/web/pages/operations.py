@@ -16,6 +16,7 @@ from syncd.store.sync_log import SyncLogRepository
 from syncd.web.errors import ApiError
 from syncd.web.pages.common import back, page, page_context, show
 from syncd.web.reconcile import load_report, report_page, resolve_finding, run_json
+from syncd.web.requests import MAX_BIGINT, path_int, query_int
 from syncd.web.session import Session, check_form
 from syncd.web.synclog import STATES, call_json, task_json
 from syncd.web.templating import render
@@ -28,7 +29,7 @@ async def sync_log(request: Request, session: Session, services: Services) -> Re
     state = request.query_params.get("state") or None
     if state is not None and state not in STATES:
         state = None
-    offset = max(0, int(request.query_params.get("offset", "0") or 0))
+    offset = query_int(request, "offset", 0, 0, MAX_BIGINT)
     async with services.db.transaction() as db_session:
         tasks, total = await TaskRepository(db_session).page(
             company=session.company,
@@ -53,7 +54,7 @@ async def sync_log(request: Request, session: Session, services: Services) -> Re
 
 @page
 async def task_page(request: Request, session: Session, services: Services) -> Response:
-    task_id = _number(request, "task_id")
+    task_id = path_int(request, "task_id")
     async with services.db.transaction() as db_session:
         task = await TaskRepository(db_session).get(company=session.company, task_id=task_id)
         calls = await SyncLogRepository(db_session).for_task(
@@ -71,7 +72,7 @@ async def task_page(request: Request, session: Session, services: Services) -> R
 @page
 async def retry(request: Request, session: Session, services: Services) -> Response:
     form = await check_form(request, session)
-    task_id = _number(request, "task_id")
+    task_id = path_int(request, "task_id")
     state = form.get("back_state", "")
     listing = f"/admin/sync-log?state={state}" if state in STATES else "/admin/sync-log"
     async with services.db.transaction() as db_session:
@@ -147,7 +148,7 @@ async def resolve(request: Request, session: Session, services: Services) -> Res
         finding = await resolve_finding(
             services,
             session.company,
-            _number(request, "finding_id"),
+            path_int(request, "finding_id"),
             form.get("resolution", ""),
             by=session.user_id,
             note=form.get("note") or None,
@@ -155,13 +156,6 @@ async def resolve(request: Request, session: Session, services: Services) -> Res
     except ApiError as exc:
         return back(f"/admin/reconciliations/{run_id}", problem=str(exc.detail))
     return back(f"/admin/reconciliations/{run_id}", flash=f"finding {finding.id}: {finding.state}")
-
-
-def _number(request: Request, name: str) -> int:
-    try:
-        return int(request.path_params[name])
-    except ValueError:
-        return -1
 
 
 routes = [
