@@ -4,10 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR := .demo
+# Where `make demo` serves syncd and the Xero sandbox (e.g. `make demo DEMO_PORT=8001`).
+DEMO_PORT ?= 8000
+DEMO_SANDBOX_PORT ?= 8900
 PG_HOST := 127.0.0.1
 PG_PORT := 5432
 
-.PHONY: demo test install audit lint format postgres chromium clean benchmarks
+.PHONY: demo shell test install audit lint format postgres chromium clean benchmarks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,9 +54,17 @@ postgres:
 	@for i in $$(seq 1 30); do pg_isready -h $(PG_HOST) -p $(PG_PORT) -q && exit 0; sleep 1; done; \
 		echo "PostgreSQL did not come up on $(PG_HOST):$(PG_PORT)"; exit 1
 
-# Debian's Chromium for the browser tests (Playwright drives it; no browser download).
-chromium:
-	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+# A Chromium for the browser tests: Debian's when it is there or apt-get can install it (root,
+# online); else Playwright's own, downloaded into the venv (tests/browser/chromium.py finds
+# either). When neither can be had the browser tests stop with one line saying how to get one.
+PW_BROWSERS := $(VENV)/playwright-browsers
+chromium: install
+	@command -v chromium >/dev/null && exit 0; \
+	ls $(PW_BROWSERS)/chromium*/chrome-*/* >/dev/null 2>&1 && exit 0; \
+	if [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q chromium; then exit 0; fi; \
+	echo "apt-get cannot install chromium here: trying Playwright's Chromium in $(PW_BROWSERS)"; \
+	PLAYWRIGHT_BROWSERS_PATH=$(PW_BROWSERS) $(BIN)/playwright install chromium \
+		|| echo "no Chromium could be installed; the browser tests will say how to get one" >&2
 
 lint: install
 	$(BIN)/ruff check .
@@ -69,21 +80,30 @@ test: install postgres chromium lint
 	SYNCD_TEST_DATABASES=sqlite,postgresql $(BIN)/pytest
 
 # The whole story on SQLite and the bundled sandbox (in .demo/), then keep serving for a look
-# around: syncd on 127.0.0.1:8000, the sandbox on 127.0.0.1:8900. Ctrl-C stops.
+# around: syncd on 127.0.0.1:$(DEMO_PORT), the sandbox on 127.0.0.1:$(DEMO_SANDBOX_PORT). Ctrl-C
+# stops. The demo writes its whole configuration to .demo/.env, so every syncd command run in
+# .demo/ works on it.
 demo: install
 	@mkdir -p $(DEMO_DIR)
 	@if [ ! -f $(DEMO_DIR)/.env ]; then \
 		echo "SYNCD_ENCRYPTION_KEYS=$$($(BIN)/syncd keys generate)" > $(DEMO_DIR)/.env; \
 		echo "SYNCD_JWT_SECRET=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')" >> $(DEMO_DIR)/.env; \
 	fi
-	cd $(DEMO_DIR) && exec ../$(BIN)/syncd demo --serve
+	cd $(DEMO_DIR) && exec ../$(BIN)/syncd demo --serve --port $(DEMO_PORT) \
+		--sandbox-port $(DEMO_SANDBOX_PORT)
 
-# Not part of `make test`: measured figures, reported as ratios against a baseline.
+# A shell with the venv's bin/ (syncd, pytest, ruff) first on PATH; `exit` leaves it.
+shell: install
+	@echo "syncd is on PATH in this shell ($(CURDIR)/$(BIN)); exit leaves it"
+	@VIRTUAL_ENV="$(CURDIR)/$(VENV)" PATH="$(CURDIR)/$(BIN):$$PATH" exec $${SHELL:-/bin/sh}
+
+# Not part of `make test`: measured figures, reported as ratios against a baseline
+# (docs/benchmarks.md: what each measures, how long it takes, figures measured).
 benchmarks: install postgres
 	@command -v wrk >/dev/null || apt-get install -y wrk
-	$(BIN)/python benchmarks/webhook_ack.py
+	$(BIN)/python benchmarks/webhook_ack.py --web-processes 1,2
 	$(BIN)/python benchmarks/reconcile.py
-	$(BIN)/python benchmarks/outbound.py
+	$(BIN)/python benchmarks/outbound.py --workers 1,3
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,9 @@ a few codes the practice never classed, and a listing without the closed jobs.
 Reports CPU seconds (process time, median of --rounds, each round on a freshly built snapshot)
 for the full `reconcilers.reconcile` and, side by side, the cost of merely indexing the same
 inputs into dicts once — the floor any linear algorithm pays — with the ratio; then the
-findings per kind, so the mix can be judged. The machine's load average is printed: on a
+findings per kind, so the mix can be judged. Before timing a mix it checks, once, that the
+findings equal those of the straightforward reference (tests/unit/reconcile_reference.py): same
+findings, same order, same JSON. The machine's load average is printed: on a
 shared machine the figures move with it, so run it more than once.
 Usage: `.venv/bin/python benchmarks/reconcile.py [--size 100000] [--rounds 5]
 [--drift 0.02,0.4] [--backends projects,practicemanager] [--listing xero|creation]`.
@@ -23,14 +25,17 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from reconcilers import Kind, reconcile
+from reconcilers import Finding, Kind, reconcile
 from reconcilers.snapshots import (
     Capabilities,
     CrmPerson,
@@ -45,6 +50,9 @@ from reconcilers.snapshots import (
 )
 from syncd.domain.backends import CAPABILITIES, Backend, default_mapping
 from syncd.domain.statuses import ConflictPolicy, StatusClass
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the reference, in tests/
+from tests.unit import reconcile_reference
 
 OPEN, CLOSED = ("assigned", "processing"), ("completed", "cancelled")
 SERVICES = (
@@ -325,6 +333,13 @@ def index_only(snapshot: Snapshot) -> int:
     return sum(len(table) for table in tables)
 
 
+def same_as_reference(findings: list[Finding], plan: Plan) -> bool:
+    """The findings equal the reference's for the same (freshly built) snapshot, as stored."""
+    expected = reconcile_reference.reconcile(snapshot(plan))
+    as_json = [json.dumps([f.as_json() for f in side]) for side in (findings, expected)]
+    return findings == expected and as_json[0] == as_json[1]
+
+
 def cpu(fn: Callable[[Snapshot], object], plan: Plan, rounds: int) -> float:
     """Median CPU seconds of `fn` over `rounds` fresh snapshots (building them is not timed)."""
     times = []
@@ -358,6 +373,9 @@ def main() -> int:
     for mix in mixes:
         planned = plan(args.size, mix)
         report = reconcile(snapshot(planned))
+        if not same_as_reference(report.findings, planned):
+            print(f"{mix.label}: findings differ from the reference's", file=sys.stderr)
+            return 1
         counts[mix.label] = report.counts
         full = cpu(reconcile, planned, args.rounds)
         floor = cpu(index_only, planned, args.rounds)

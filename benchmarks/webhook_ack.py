@@ -18,11 +18,20 @@ once: no Python in the request loop. After each run the inbox rows the target st
 counted, and the benchmark stops unless every 200 was a new row (rows added ≥ 200 answers, and
 at most the requests still in flight more) — it measures stored events, not duplicates dropped.
 
+`--web-processes 1,2` adds, per count N, a target of N `syncd serve` processes (each one uvicorn
+worker, on a port of its own) sharing one PostgreSQL database, as N web replicas behind a load
+balancer would; SQLite stays one process (one writer). The load is then sent by two `wrk`
+processes of 16 connections each (together the same 32), each to one of the servers in turn,
+for *every* target alike, so the figures compare; req/s is their sum and p99 the larger of
+their two p99s. It prints the N-vs-1 throughput ratio (median over rounds of the ratio in the
+same round) and each target's p99.
+
 `--breakdown` adds two diagnostic targets: a plain ASGI endpoint that reads the body and checks
 the signature with syncd's `verify` (signature checking alone), and `syncd serve` with the
 inbox write replaced by a no-op (syncd's request path without the write). Figures and profiles:
 docs/webhook-performance.md. Usage: `make benchmarks`, or `.venv/bin/python
-benchmarks/webhook_ack.py [--seconds 6] [--rounds 5] [--skip-postgres] [--breakdown]`.
+benchmarks/webhook_ack.py [--seconds 6] [--rounds 5] [--skip-postgres] [--breakdown]
+[--web-processes 1,2]`.
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ from syncd.xero.webhooks import sign
 
 KEY = "benchmark-webhook-key-0123456789"
 CONNECTIONS = 32
+SENDERS = 2  # wrk processes sharing the connections when targets have several servers
 PATH = "/api/integrations/xero/webhook"
 PG_ADMIN = os.environ.get("SYNCD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 # Bodies for one run: 1.5 times what the fastest target seen so far (the baseline) could use,
@@ -185,13 +195,13 @@ def check_signing(folder: Path) -> None:
 @dataclass
 class Target:
     label: str
-    port: int
-    process: subprocess.Popen[bytes]
+    ports: list[int]  # one per server process
+    processes: list[subprocess.Popen[bytes]]
     count_rows: Callable[[], int] | None = None  # None: stores nothing (the references)
     rounds: list[dict[str, float]] = field(default_factory=list)
 
 
-def wait_for(url: str, timeout: float = 30) -> None:
+def wait_for(url: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -203,24 +213,56 @@ def wait_for(url: str, timeout: float = 30) -> None:
     raise SystemExit(f"server at {url} did not start")
 
 
+def wrk_argv(port: int, script: Path, data: Path, seconds: int, connections: int) -> list[str]:
+    return [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}",
+        "--",
+        str(data),
+    ]
+
+
 def run_wrk(port: int, script: Path, data: Path, seconds: int) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{CONNECTIONS}",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            str(script),
-            f"http://127.0.0.1:{port}",
-            "--",
-            str(data),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    argv = wrk_argv(port, script, data, seconds, CONNECTIONS)
+    return parse_wrk(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+
+
+def run_wrks(ports: list[int], script: Path, data: list[Path], seconds: int) -> dict[str, float]:
+    """SENDERS wrk processes at once, CONNECTIONS between them, sender i to ports[i % n]:
+    requests/s and answers summed, p50 the mean and p99 the larger of theirs."""
+    senders = [
+        subprocess.Popen(
+            wrk_argv(ports[i % len(ports)], script, data[i], seconds, CONNECTIONS // SENDERS),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(SENDERS)
+    ]
+    rows = []
+    for sender in senders:
+        out, err = sender.communicate()
+        if sender.returncode != 0:
+            raise SystemExit(f"wrk failed ({sender.returncode}): {err}")
+        rows.append(parse_wrk(out))
+    return {
+        "rps": sum(r["rps"] for r in rows),
+        "ok": sum(r["ok"] for r in rows),
+        "p50": statistics.fmean(r["p50"] for r in rows),
+        "p99": max(r["p99"] for r in rows),
+        "errors": sum(r["errors"] for r in rows),
+        "socket_errors": sum(r["socket_errors"] for r in rows),
+        "load": os.getloadavg()[0],
+    }
+
+
+def parse_wrk(out: str) -> dict[str, float]:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
 
@@ -251,15 +293,28 @@ def cpu_seconds(pid: int) -> float:
 
 
 def measure(
-    target: Target, script: Path, deliveries: Deliveries, seconds: int, fastest: float
+    target: Target,
+    script: Path,
+    deliveries: Deliveries,
+    seconds: int,
+    fastest: float,
+    *,
+    split: bool = False,
 ) -> dict[str, float]:
-    """One wrk run on new deliveries; for a storing target, check every 200 was a new row."""
-    data = deliveries.write(int(fastest * seconds * 1.5))
+    """One wrk run on new deliveries (`split`: SENDERS wrk processes, see run_wrks); for a
+    storing target, check every 200 was a new row."""
+    senders = SENDERS if split else 1
+    files = [deliveries.write(int(fastest * seconds * 1.5 / senders)) for _ in range(senders)]
     before = target.count_rows() if target.count_rows else 0
-    cpu = cpu_seconds(target.process.pid)
-    row = run_wrk(target.port, script, data, seconds)
-    row["cpu_us"] = (cpu_seconds(target.process.pid) - cpu) / max(row["ok"], 1) * 1e6
-    data.unlink()
+    cpu = sum(cpu_seconds(process.pid) for process in target.processes)
+    if split:
+        row = run_wrks(target.ports, script, files, seconds)
+    else:
+        row = run_wrk(target.ports[0], script, files[0], seconds)
+    used = sum(cpu_seconds(process.pid) for process in target.processes) - cpu
+    row["cpu_us"] = used / max(row["ok"], 1) * 1e6
+    for data in files:
+        data.unlink()
     if target.count_rows is not None:
         time.sleep(0.5)  # requests wrk gave up on at its deadline may still be committing
         added = target.count_rows() - before
@@ -342,11 +397,15 @@ def row_counter(url: str, work: Path) -> Callable[[], int]:
     return count_pg
 
 
-def report(targets: list[Target], seconds: int) -> None:
+def report(targets: list[Target], seconds: int, *, split: bool) -> None:
     baseline = targets[0]
+    senders = (
+        f"{SENDERS} x wrk -t1 -c{CONNECTIONS // SENDERS}" if split else f"wrk -t1 -c{CONNECTIONS}"
+    )
     print(
-        f"\nSigned webhook acknowledgement, new events only: wrk -t1 -c{CONNECTIONS} -d{seconds}s,"
-        f" one uvicorn worker, {len(baseline.rounds)} interleaved rounds"
+        f"\nSigned webhook acknowledgement, new events only: {senders} -d{seconds}s,"
+        f" one uvicorn worker per server process, {len(baseline.rounds)} interleaved rounds"
+        f" ({os.cpu_count()} CPUs)"
     )
     print(
         f"{'target':<26}{'req/s':>8}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}{'cpu µs':>8}"
@@ -373,6 +432,26 @@ def report(targets: list[Target], seconds: int) -> None:
         "run checked to be ≥ its 200s; load: mean 1-minute load average after each run.\n"
         "Aims (issue 12): SQLite ≥ 50%, PostgreSQL ≥ 45% of the baseline, p99 ≤ 25 ms."
     )
+    scaled = [t for t in targets if len(t.processes) > 1]
+    single = next((t for t in targets if t.label == pg_label(1)), None)
+    for target in scaled if single is not None else []:
+        assert single is not None
+        ratio = statistics.median(
+            row["rps"] / one["rps"] for row, one in zip(target.rounds, single.rounds, strict=True)
+        )
+        print(
+            f"{len(target.processes)} web processes vs 1 (PostgreSQL): throughput x{ratio:.2f}"
+            f" (median over rounds, same round); p99 {median_of(target, 'p99'):.2f} ms vs"
+            f" {median_of(single, 'p99'):.2f} ms (medians over rounds)"
+        )
+
+
+def median_of(target: Target, key: str) -> float:
+    return statistics.median(row[key] for row in target.rounds)
+
+
+def pg_label(processes: int) -> str:
+    return "syncd on PostgreSQL" + (f" x{processes}" if processes > 1 else "")
 
 
 def main() -> int:
@@ -385,7 +464,16 @@ def main() -> int:
         action="store_true",
         help="add signature checking alone, and syncd without the inbox write",
     )
+    parser.add_argument(
+        "--web-processes",
+        default="",
+        help="syncd serve processes on PostgreSQL to compare, e.g. 1,2 (load from 2 wrk each)",
+    )
     args = parser.parse_args()
+    web_processes = sorted({int(n) for n in args.web_processes.split(",") if n.strip()})
+    split = bool(web_processes)
+    if split and args.skip_postgres:
+        raise SystemExit("--web-processes needs PostgreSQL (SQLite is one writer, one process)")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: `apt-get install -y wrk` (make benchmarks does it)")
     work = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
@@ -403,50 +491,57 @@ def main() -> int:
     pg_admin = PG_ADMIN.replace("+asyncpg", "")
     pg_url = pg_admin.rsplit("/", 1)[0] + f"/{pg_name}"
 
-    # (label, command or app module, database URL for syncd, stores rows)
-    plan: list[tuple[str, list[str] | str, str | None, bool]] = [
-        ("bare Starlette (baseline)", "bare_app:app", None, False)
+    # (label, command or app module, database URL for syncd, stores rows, server processes)
+    plan: list[tuple[str, list[str] | str, str | None, bool, int]] = [
+        ("bare Starlette (baseline)", "bare_app:app", None, False, 1)
     ]
     if args.breakdown:
-        plan.append(("verify only, no write", "verify_app:app", None, False))
+        plan.append(("verify only, no write", "verify_app:app", None, False, 1))
         no_write = [python, str(work / "no_write.py")]
-        plan.append(("syncd, write skipped", no_write, f"sqlite:///{work / 'skip.db'}", False))
-    plan.append(
-        (
-            "syncd on SQLite",
-            [python, "-m", "syncd", "serve"],
-            f"sqlite:///{work / 'bench.db'}",
-            True,
-        )
-    )
+        plan.append(("syncd, write skipped", no_write, f"sqlite:///{work / 'skip.db'}", False, 1))
+    serve_cmd = [python, "-m", "syncd", "serve"]
+    plan.append(("syncd on SQLite", serve_cmd, f"sqlite:///{work / 'bench.db'}", True, 1))
     if not args.skip_postgres:
-        plan.append(("syncd on PostgreSQL", [python, "-m", "syncd", "serve"], pg_url, True))
+        for processes in web_processes or [1]:
+            plan.append((pg_label(processes), serve_cmd, pg_url, True, processes))
 
     targets: list[Target] = []
     try:
         if not args.skip_postgres:
             asyncio.run(_pg(pg_admin, f'CREATE DATABASE "{pg_name}"'))
-        for label, command, url, stores in plan:
-            port = free_port()
+        migrated: set[str] = set()
+        for label, command, url, stores, processes in plan:
             if url is None:
+                port = free_port()
                 argv = [python, "-m", "uvicorn", str(command), "--port", str(port), *uvicorn_flags]
                 process = serve(argv, base_env, f"http://127.0.0.1:{port}{PATH}", work)
-                targets.append(Target(label, port, process))
+                targets.append(Target(label, [port], [process]))
                 continue
-            env = syncd_env(url, port, base_env)
-            migrate = [python, "-m", "syncd", "migrate"]
-            subprocess.run(migrate, env=env, check=True, capture_output=True, cwd=work)
-            assert isinstance(command, list)
-            process = serve(command, env, f"http://127.0.0.1:{port}/healthz", work)
-            targets.append(Target(label, port, process, row_counter(url, work) if stores else None))
+            target = Target(label, [], [], row_counter(url, work) if stores else None)
+            targets.append(target)
+            for _ in range(processes):
+                port = free_port()
+                env = syncd_env(url, port, base_env)
+                if url not in migrated:
+                    migrate = [python, "-m", "syncd", "migrate"]
+                    subprocess.run(migrate, env=env, check=True, capture_output=True, cwd=work)
+                    migrated.add(url)
+                assert isinstance(command, list)
+                target.processes.append(
+                    serve(command, env, f"http://127.0.0.1:{port}/healthz", work)
+                )
+                target.ports.append(port)
         fastest = float(FIRST_GUESS_RPS)
         for target in targets:  # warm-up
-            fastest = max(fastest, measure(target, script, deliveries, 2, fastest)["rps"])
+            warm = measure(target, script, deliveries, 2, fastest, split=split)
+            fastest = max(fastest, warm["rps"])
         # Interleave the targets round by round, so that a noisy neighbour or a CPU-frequency
         # change affects all of them alike.
         for number in range(args.rounds):
             for target in targets:
-                target.rounds.append(measure(target, script, deliveries, args.seconds, fastest))
+                target.rounds.append(
+                    measure(target, script, deliveries, args.seconds, fastest, split=split)
+                )
                 fastest = max(fastest, target.rounds[-1]["rps"])
             print(
                 f"round {number + 1}/{args.rounds}: "
@@ -458,12 +553,13 @@ def main() -> int:
             )
     finally:
         for target in targets:
-            stop(target.process)
+            for process in target.processes:
+                stop(process)
         if not args.skip_postgres:
             with contextlib.suppress(OSError):
                 asyncio.run(_pg(pg_admin, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
         shutil.rmtree(work, ignore_errors=True)
-    report(targets, args.seconds)
+    report(targets, args.seconds, split=split)
     return 0
 
 

@@ -5,24 +5,33 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from itertools import compress, repeat
+from operator import attrgetter, not_
 
 from reconcilers.findings import Action, Finding, Kind, Severity
 from reconcilers.index import Index
 from reconcilers.snapshots import Snapshot
 
+CONTACT_ID, ARCHIVED = attrgetter("contact_id"), attrgetter("archived")
+CLIENT_ID, PERSON_ID, NAME = attrgetter("client_id"), attrgetter("person_id"), attrgetter("name")
+
 
 def check(snapshot: Snapshot, index: Index) -> Iterator[Finding]:
     """Per client with open requests, in the order of each client's first open request."""
     mapped, busy = snapshot.mappings.contacts, snapshot.busy_requests
-    archived = {contact.contact_id: contact.archived for contact in snapshot.contacts}
+    contacts = snapshot.contacts
+    archived = dict(zip(map(CONTACT_ID, contacts), map(ARCHIVED, contacts), strict=True))
     # Clients mapped to a live contact are fine: only the open requests of the others count.
-    fine = {client for client, contact in mapped.items() if not archived.get(contact, True)}
-    stray = [request for request in index.open_requests if request.client_id not in fine]
+    unfit = compress(mapped, map(archived.get, mapped.values(), repeat(True)))
+    fine = set(mapped).difference(unfit)
+    opened = index.open_requests
+    stray = list(compress(opened, map(not_, map(fine.__contains__, map(CLIENT_ID, opened)))))
     if not stray:
         return
-    open_requests = Counter(request.client_id for request in stray)
+    open_requests = Counter(map(CLIENT_ID, stray))
     idle = {request.client_id for request in stray if request.request_id not in busy}
-    names = {client.person_id: client.name for client in snapshot.clients}
+    clients = snapshot.clients
+    names = dict(zip(map(PERSON_ID, clients), map(NAME, clients), strict=True))
     for client_id, count in open_requests.items():
         if client_id not in idle:
             continue  # every open request of the client has a task on it

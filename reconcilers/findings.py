@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple, cast
 
 
 class Kind(StrEnum):
@@ -37,18 +38,53 @@ class Action(StrEnum):
     MAP = "map"  # a person maps it in the admin console
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Finding:
+class _Fields(NamedTuple):
     kind: Kind
     severity: Severity
     subject: str  # what it is about: "request:…", "job:…", "client:…", "accountant:…"
     action: Action
-    request_id: str | None = None
-    crm: dict[str, Any] = field(default_factory=dict)
-    xero: dict[str, Any] = field(default_factory=dict)
+    request_id: str | None
+    crm: dict[str, Any]
+    xero: dict[str, Any]
     # What "accept the other side" does instead of `action`, where there is such a thing.
-    alternative: Action | None = None
-    detail: str = ""
+    alternative: Action | None
+    detail: str
+
+
+class Finding(_Fields):
+    """An immutable finding. A tuple rather than a frozen dataclass: a run can find tens of
+    thousands (status drift in a large practice), and a frozen dataclass costs three times as
+    much to build (docs/reconcile-performance.md). The reconcilers build them with `found`."""
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        *,
+        kind: Kind,
+        severity: Severity,
+        subject: str,
+        action: Action,
+        request_id: str | None = None,
+        crm: dict[str, Any] | None = None,
+        xero: dict[str, Any] | None = None,
+        alternative: Action | None = None,
+        detail: str = "",
+    ) -> Finding:
+        return tuple.__new__(
+            cls,
+            (
+                kind,
+                severity,
+                subject,
+                action,
+                request_id,
+                {} if crm is None else crm,
+                {} if xero is None else xero,
+                alternative,
+                detail,
+            ),
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -62,3 +98,11 @@ class Finding:
             "alternative": self.alternative.value if self.alternative else None,
             "detail": self.detail,
         }
+
+
+Fields = tuple[
+    Kind, Severity, str, Action, str | None, dict[str, Any], dict[str, Any], Action | None, str
+]
+# A finding from its fields in order (kind, severity, subject, action, request_id, crm, xero,
+# alternative, detail): what the hot loops call, without parsing keywords (a C-level call).
+found = cast(Callable[[Fields], Finding], partial(tuple.__new__, Finding))

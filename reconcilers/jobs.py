@@ -10,122 +10,147 @@ from __future__ import annotations
 from collections.abc import Iterator
 from itertools import compress, count, repeat
 from operator import is_
+from typing import Any
 
 from reconcilers.findings import Action, Finding, Kind, Severity
+from reconcilers.findings import found as make
 from reconcilers.index import Index
-from reconcilers.snapshots import CrmRequest, Link, Snapshot, XeroJob
+from reconcilers.snapshots import CrmRequest, Snapshot, XeroJob
 from syncd.domain.statuses import ConflictPolicy, StatusClass
 
-OPEN, CLOSED, UNKNOWN = StatusClass.OPEN, StatusClass.CLOSED, StatusClass.UNKNOWN
+OPEN, CLOSED, NO_JOB = StatusClass.OPEN, StatusClass.CLOSED, StatusClass.NO_JOB
+UNKNOWN = StatusClass.UNKNOWN
+MEDIUM, HIGH = Severity.MEDIUM, Severity.HIGH
+ASSIGNED_WITHOUT_JOB, JOB_MISSING_IN_XERO = Kind.ASSIGNED_WITHOUT_JOB, Kind.JOB_MISSING_IN_XERO
+UNKNOWN_XERO_STATE, STATUS_DRIFT = Kind.UNKNOWN_XERO_STATE, Kind.STATUS_DRIFT
+CREATE_JOB, RECREATE_JOB, REVIEW, MAP = (
+    Action.CREATE_JOB,
+    Action.RECREATE_JOB,
+    Action.REVIEW,
+    Action.MAP,
+)
+PUSH_CRM_STATUS, APPLY_XERO_STATUS = Action.PUSH_CRM_STATUS, Action.APPLY_XERO_STATUS
 
 
-def check(snapshot: Snapshot, index: Index) -> Iterator[Finding]:
-    """From the CRM's side, in request order: the index's suspects only."""
-    busy = snapshot.busy_requests
-    for request in index.suspects:
-        if request.request_id in busy:
-            continue  # a task is already on it: not drift, work in progress
-        finding = _request(snapshot, index, request, index.links.get(request.request_id))
-        if finding is not None:
-            yield finding
+def check(snapshot: Snapshot, index: Index) -> list[Finding]:
+    """From the CRM's side, in request order: the index's suspects only.
 
-
-def _request(
-    snapshot: Snapshot, index: Index, request: CrmRequest, link: Link | None
-) -> Finding | None:
-    crm_class = index.crm_class[request.status]
-    job_id = None if link is None else link.job_id
-    if link is None or job_id is None:
-        if crm_class is not OPEN:
-            return None
-        return Finding(
-            kind=Kind.ASSIGNED_WITHOUT_JOB,
-            severity=Severity.MEDIUM,
-            subject=f"request:{request.request_id}",
-            request_id=request.request_id,
-            crm=_crm(request),
-            action=Action.CREATE_JOB,
-            detail="the request is being worked on but has no Xero job",
-        )
-    n = None if link.deleted else index.jobs.position.get(job_id)
-    if n is not None:
-        state: str | None = index.jobs.listed[n].status
-    elif link.deleted or snapshot.capabilities.lists_closed_jobs or link.xero_seen is None:
-        state = None
-    else:  # Practice Manager lists no closed job: one last seen closed stands as seen
-        state = link.xero_seen if index.xero_class[link.xero_seen] is CLOSED else None
-    if state is None:
-        return Finding(
-            kind=Kind.JOB_MISSING_IN_XERO,
-            severity=Severity.MEDIUM,
-            subject=f"request:{request.request_id}",
-            request_id=request.request_id,
-            crm=_crm(request),
-            xero={"job_id": job_id, "exists": False},
-            action=Action.RECREATE_JOB if crm_class is OPEN else Action.REVIEW,
-            detail="the linked job no longer exists in Xero",
-        )
-    xero_class = index.xero_class[state]
-    if xero_class is UNKNOWN:
-        return Finding(
-            kind=Kind.UNKNOWN_XERO_STATE,
-            severity=Severity.MEDIUM,
-            subject=f"request:{request.request_id}",
-            request_id=request.request_id,
-            crm=_crm(request),
-            xero={"job_id": job_id, "status": state},
-            action=Action.MAP,
-            detail=f"Xero's state {state!r} is not one the practice has classed as open or "
-            "closed: declare it in the settings (syncd never guesses)",
-        )
-    if crm_class is StatusClass.NO_JOB or crm_class is xero_class:
-        return None
-    return _drift(snapshot, index, request, link, crm_class, xero_class, state)
-
-
-def _drift(
-    snapshot: Snapshot,
-    index: Index,
-    request: CrmRequest,
-    link: Link,
-    crm_class: StatusClass,
-    xero_class: StatusClass,
-    state: str,
-) -> Finding:
-    """The two sides in different classes: which moved since the last sync decides."""
-    # Xero in the class syncd asked for is syncd's write (perhaps one whose answer was lost),
-    # made for the CRM: the CRM is then the side that moved since.
-    echo = link.xero_written is not None and index.xero_class[link.xero_written] is xero_class
-    crm_moved = echo or (
-        link.crm_seen is not None and index.crm_class[link.crm_seen] is not crm_class
-    )
-    xero_moved = (
-        not echo
-        and link.xero_seen is not None
-        and index.xero_class[link.xero_seen] is not xero_class
-    )
+    One loop, no Python call per suspect beyond building its finding: status drift in a large
+    practice means tens of thousands of findings (docs/reconcile-performance.md)."""
+    found: list[Finding] = []
+    add = found.append
+    busy, links = snapshot.busy_requests, index.links.get
+    position, listed = index.jobs.position.get, index.jobs.listed
+    crm_classes, xero_classes = index.crm_class, index.xero_class
+    lists_closed = snapshot.capabilities.lists_closed_jobs
     policy = snapshot.conflict_policy
-    if crm_moved and not xero_moved:
-        changed = "the CRM changed last"
-    elif xero_moved and not crm_moved:
-        changed = "Xero changed last"
-    else:
-        changed = f"which side changed last is unknown; policy {policy}"
-    xero_wins = (xero_moved and not crm_moved) or (
-        crm_moved == xero_moved and policy is ConflictPolicy.XERO_WINS
-    )
-    # (StrEnums format as their values.)
-    return Finding(
-        kind=Kind.STATUS_DRIFT,
-        severity=Severity.HIGH,
-        subject=f"request:{request.request_id}",
-        request_id=request.request_id,
-        crm=_crm(request),
-        xero={"job_id": link.job_id, "status": state},
-        action=Action.APPLY_XERO_STATUS if xero_wins else Action.PUSH_CRM_STATUS,
-        alternative=Action.PUSH_CRM_STATUS if xero_wins else Action.APPLY_XERO_STATUS,
-        detail=f"CRM {request.status} ({crm_class}) vs Xero {state} ({xero_class}); {changed}",
-    )
+    xero_wins = policy is ConflictPolicy.XERO_WINS
+    unknown = f"which side changed last is unknown; policy {policy}"
+    for request in index.suspects:
+        request_id = request.request_id
+        if request_id in busy:
+            continue  # a task is already on it: not drift, work in progress
+        crm_class = crm_classes[request.status]
+        link = links(request_id)
+        job_id = None if link is None else link.job_id
+        if link is None or job_id is None:
+            if crm_class is OPEN:
+                add(
+                    make(
+                        (
+                            ASSIGNED_WITHOUT_JOB,
+                            MEDIUM,
+                            "request:" + request_id,
+                            CREATE_JOB,
+                            request_id,
+                            _crm(request),
+                            {},
+                            None,
+                            "the request is being worked on but has no Xero job",
+                        )
+                    )
+                )
+            continue
+        state: str | None = None
+        if not link.deleted:
+            n = position(job_id)
+            if n is not None:
+                state = listed[n].status
+            elif (
+                not lists_closed
+                and link.xero_seen is not None
+                and xero_classes[link.xero_seen] is CLOSED
+            ):
+                state = link.xero_seen  # Practice Manager lists no closed job: it stands
+        if state is None:
+            add(
+                make(
+                    (
+                        JOB_MISSING_IN_XERO,
+                        MEDIUM,
+                        "request:" + request_id,
+                        RECREATE_JOB if crm_class is OPEN else REVIEW,
+                        request_id,
+                        _crm(request),
+                        {"job_id": job_id, "exists": False},
+                        None,
+                        "the linked job no longer exists in Xero",
+                    )
+                )
+            )
+            continue
+        xero_class = xero_classes[state]
+        if xero_class is UNKNOWN:
+            add(
+                make(
+                    (
+                        UNKNOWN_XERO_STATE,
+                        MEDIUM,
+                        "request:" + request_id,
+                        MAP,
+                        request_id,
+                        _crm(request),
+                        {"job_id": job_id, "status": state},
+                        None,
+                        f"Xero's state {state!r} is not one the practice has classed as open "
+                        "or closed: declare it in the settings (syncd never guesses)",
+                    )
+                )
+            )
+            continue
+        if crm_class is NO_JOB or crm_class is xero_class:
+            continue
+        # The two sides in different classes: which moved since the last sync decides. Xero
+        # in the class syncd asked for is syncd's write (perhaps one whose answer was lost),
+        # made for the CRM: the CRM is then the side that moved since.
+        written, crm_seen, xero_seen = link.xero_written, link.crm_seen, link.xero_seen
+        echo = written is not None and xero_classes[written] is xero_class
+        crm_moved = echo or (crm_seen is not None and crm_classes[crm_seen] is not crm_class)
+        xero_moved = (
+            not echo and xero_seen is not None and xero_classes[xero_seen] is not xero_class
+        )
+        if crm_moved is not xero_moved:
+            changed = "the CRM changed last" if crm_moved else "Xero changed last"
+            apply = xero_moved
+        else:
+            changed, apply = unknown, xero_wins
+        # (StrEnums format as their values.)
+        add(
+            make(
+                (
+                    STATUS_DRIFT,
+                    HIGH,
+                    "request:" + request_id,
+                    APPLY_XERO_STATUS if apply else PUSH_CRM_STATUS,
+                    request_id,
+                    _crm(request),
+                    {"job_id": job_id, "status": state},
+                    PUSH_CRM_STATUS if apply else APPLY_XERO_STATUS,
+                    f"CRM {request.status} ({crm_class}) vs Xero {state} ({xero_class}); {changed}",
+                )
+            )
+        )
+    return found
 
 
 def check_jobs(snapshot: Snapshot, index: Index) -> Iterator[Finding]:
@@ -191,7 +216,7 @@ def _unknown(job: XeroJob, client_id: str) -> Finding:
     )
 
 
-def _crm(request: CrmRequest) -> dict[str, object]:
+def _crm(request: CrmRequest) -> dict[str, Any]:
     return {
         "request_id": request.request_id,
         "status": request.status,

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from itertools import filterfalse
+from operator import attrgetter
 
 from reconcilers.findings import Action, Finding, Kind, Severity
 from reconcilers.index import Index
 from reconcilers.snapshots import Snapshot
+
+SERVICE_ID = attrgetter("service_id")
 
 
 def check(snapshot: Snapshot, index: Index) -> Iterator[Finding]:
@@ -16,9 +20,8 @@ def check(snapshot: Snapshot, index: Index) -> Iterator[Finding]:
     if not snapshot.capabilities.templates:
         return
     mapped = snapshot.mappings.services
-    open_requests = Counter(
-        [r.service_id for r in index.open_requests if r.service_id not in mapped]
-    )
+    in_use = map(SERVICE_ID, index.open_requests)
+    open_requests = Counter(filterfalse(mapped.__contains__, in_use))
     names = {service.service_id: service.name for service in snapshot.services}
     for service_id, count in open_requests.items():
         yield Finding(

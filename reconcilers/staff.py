@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from itertools import filterfalse
+from operator import attrgetter
 
 from reconcilers.findings import Action, Finding, Kind, Severity
 from reconcilers.index import Index
 from reconcilers.snapshots import Snapshot
+
+ACCOUNTANT_ID = attrgetter("accountant_id")
 
 
 def check(snapshot: Snapshot, index: Index) -> Iterator[Finding]:
@@ -15,13 +19,8 @@ def check(snapshot: Snapshot, index: Index) -> Iterator[Finding]:
     if not snapshot.capabilities.staff:
         return
     mapped = snapshot.mappings.staff
-    open_requests = Counter(
-        [
-            r.accountant_id
-            for r in index.open_requests
-            if r.accountant_id and r.accountant_id not in mapped
-        ]
-    )
+    accountants = filter(None, map(ACCOUNTANT_ID, index.open_requests))
+    open_requests = Counter(filterfalse(mapped.__contains__, accountants))
     if not open_requests:
         return
     by_email: dict[str, list[str]] = {}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import re
 import signal
 import socket
@@ -21,8 +23,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import __version__
 from syncd.logs import configure_logging, get_logger
+from syncd.ports import PortInUse
 from syncd.settings import Settings, SettingsError, load_settings
 from syncd.vault import VaultError
+from syncd.wording import counted
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -67,6 +71,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     _setup_logging(settings)
+    _check_database(settings.database_url)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -76,7 +81,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         lifespan="on",
         proxy_headers=True,
         server_header=False,
-        timeout_graceful_shutdown=20,
+        # On SIGTERM uvicorn stops accepting at once and gives requests in flight this long;
+        # the lifespan then flushes the inbox writer (docs/scale-out.md).
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         # Past SYNCD_HTTP_MAX_CONCURRENCY open connections or requests in flight, a new request
         # is answered 503 at once instead of queueing; idle keep-alive connections are closed,
         # and clients too slow to send their headers or body get 408 (see syncd.web.limits and
@@ -97,6 +104,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     settings.require("SYNCD_ENCRYPTION_KEYS")
     _setup_logging(settings)
+    from syncd.observability.instruments import configure as configure_metrics
+
+    configure_metrics(settings.metrics_multiproc_dir)  # counts shared with the host's /metrics
+    _check_database(settings.database_url)
     return asyncio.run(_worker(settings))
 
 
@@ -116,19 +127,72 @@ async def _worker(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        runner = SchedulerRunner(services)
+        grace = settings.shutdown_grace_seconds
+        runner = SchedulerRunner(services, shutdown_grace=grace)
         runner.start()
         log.info("worker.started")
         await stop.wait()
-        log.info("worker.stopping")
+        # Stop claiming at once; work in flight gets the grace period, the rest is handed back
+        # (docs/scale-out.md).
+        log.info("worker.stopping", grace=grace)
+        drained = await services.worker.drain(grace=grace)
+        # The scheduler's own jobs (they only enqueue) get what is left of the grace period.
+        runner.shutdown_grace = max(5.0, grace - drained.seconds)
         await runner.stop()
+    log.info(
+        "worker.stopped",
+        finished=drained.finished,
+        handed_back=drained.handed_back,
+        seconds=drained.seconds,
+    )
     return EXIT_OK
+
+
+def _check_database(url: str) -> None:
+    """One query before a command starts, so that an unreachable database stops it with one
+    line: `serve` would otherwise look healthy and answer 500s. (Not migrated yet is fine for
+    `serve`: /readyz says so until `syncd migrate` has run, as in a rolling deploy.)"""
+    import sqlite3
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from syncd.store.db import Database
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        # With the standard library: after a failed connect aiosqlite's thread may still hand
+        # a result to the event loop once asyncio.run has closed it, and prints "Event loop is
+        # closed" (omnilib/aiosqlite#241).
+        database = parsed.database or ":memory:"
+        try:
+            with contextlib.closing(
+                sqlite3.connect(database, uri=parsed.query.get("uri") == "true")
+            ) as connection:
+                connection.execute("SELECT 1")
+        except sqlite3.Error as exc:
+            raise CommandError(
+                f"cannot use the database {hide_password(url)}: {_database_problem(url, exc)}"
+            ) from None
+        return
+
+    async def query() -> None:
+        db = Database(url)
+        try:
+            with database_errors(url):
+                async with db.engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+        finally:
+            await db.dispose()
+
+    asyncio.run(query())
 
 
 # -- migrate ---------------------------------------------------------------------------------
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    _check_database(settings.database_url)
     return asyncio.run(_migrate(settings, args.downgrade))
 
 
@@ -224,6 +288,7 @@ def cmd_keys_generate(_settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_keys_rotate(settings: Settings, _args: argparse.Namespace) -> int:
     settings.require("SYNCD_ENCRYPTION_KEYS")
+    _check_database(settings.database_url)
     from syncd.store.db import Database
     from syncd.store.keys import rotate_all
     from syncd.vault import Vault
@@ -236,9 +301,10 @@ def cmd_keys_rotate(settings: Settings, _args: argparse.Namespace) -> int:
         finally:
             await db.dispose()
         print(
-            f"re-encrypted {report.secrets} secrets in {report.rows} rows under key 1 "
-            f"({report.grants} grants, {report.states} pending OAuth states); "
-            f"{report.were_old} were under an older key"
+            f"re-encrypted {counted(report.secrets, 'secret')} in {counted(report.rows, 'row')} "
+            f"under key 1 ({counted(report.grants, 'grant')}, "
+            f"{counted(report.states, 'pending OAuth state')}); "
+            f"{report.were_old} {'was' if report.were_old == 1 else 'were'} under an older key"
         )
         return EXIT_OK
 
@@ -250,40 +316,70 @@ def cmd_keys_rotate(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import timedelta
+    from urllib.parse import urlencode
 
     from syncd.web.auth import Role, mint_token
+    from syncd.web.pages.handoff import HANDOFF_MAX_SECONDS, LOGIN_PATH
 
     settings.require("SYNCD_JWT_SECRET")
-    role = Role(args.role)
+    if args.role is None and not args.sign_in:
+        raise CommandError("--role is required (or --sign-in, for a practice admin's link)")
+    role = Role(args.role or Role.PRACTICE_ADMIN)
     if role is not Role.SUPER_ADMIN and not args.company:
         raise CommandError(f"--company is required for the {role.value} role")
-    print(
-        mint_token(
-            settings,
-            user=args.user,
-            role=role,
-            company=args.company,
-            ttl=timedelta(seconds=args.ttl),
-        )
+    ttl = args.ttl or (HANDOFF_MAX_SECONDS if args.sign_in else 3600)
+    if args.sign_in:
+        if not args.company:
+            raise CommandError("--company is required: a sign-in link opens one practice")
+        if role not in {Role.PRACTICE_ADMIN, Role.SUPER_ADMIN}:
+            raise CommandError(f"the {role.value} role cannot sign in to the console")
+        if ttl > HANDOFF_MAX_SECONDS:
+            raise CommandError(
+                f"a sign-in link lives at most {HANDOFF_MAX_SECONDS} seconds (--ttl {ttl})"
+            )
+    token = mint_token(
+        settings, user=args.user, role=role, company=args.company, ttl=timedelta(seconds=ttl)
     )
+    if not args.sign_in:
+        print(token)
+        return EXIT_OK
+    query = {"token": token}
+    if role is Role.SUPER_ADMIN and args.company:
+        query["company_id"] = args.company
+    # Listening on every interface: this machine's browser reaches it on loopback.
+    host = "127.0.0.1" if settings.host in {"0.0.0.0", "::", ""} else settings.host  # noqa: S104
+    base = (args.url or f"http://{host}:{settings.port}").rstrip("/")
+    print(f"{base}{LOGIN_PATH}?{urlencode(query)}")
     return EXIT_OK
 
 
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    from syncd.ports import address, listen
     from syncd.sandbox.server import serve_sandbox
 
     _setup_logging(settings)
-    serve_sandbox(
-        host=args.host,
-        port=args.port,
-        client_id=args.client_id,
-        client_secret=args.client_secret,
-        redirect_uris=args.redirect_uri,
-        webhook_key=args.webhook_key,
-        webhook_url=args.webhook_url,
-        tenants=args.tenant,
-        time_scale=args.time_scale,
+    sock = listen(args.host, args.port, option="--port")
+    tenants = args.tenant or ["Demo Practice"]
+    print(
+        f"sandbox serving on {address(sock)}: OAuth app {args.client_id}, "
+        f"{counted(len(tenants), 'organisation')} ({', '.join(tenants)}); "
+        "each request is logged below; Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
     )
+    try:
+        serve_sandbox(
+            sock=sock,
+            client_id=args.client_id,
+            client_secret=args.client_secret,
+            redirect_uris=args.redirect_uri,
+            webhook_key=args.webhook_key,
+            webhook_url=args.webhook_url,
+            tenants=tenants,
+            time_scale=args.time_scale,
+        )
+    finally:
+        sock.close()
     return EXIT_OK
 
 
@@ -299,8 +395,9 @@ def cmd_sample_crm(settings: Settings, args: argparse.Namespace) -> int:
     for practice in sample.practices:
         print(
             f"{practice.name}: company {practice.company_id}, admin {practice.admin_id}, "
-            f"{len(practice.accountant_ids)} accountants, {len(practice.client_ids)} clients, "
-            f"{len(practice.request_ids)} requests"
+            f"{counted(len(practice.accountant_ids), 'accountant')}, "
+            f"{counted(len(practice.client_ids), 'client')}, "
+            f"{counted(len(practice.request_ids), 'request')}"
         )
     return EXIT_OK
 
@@ -311,16 +408,38 @@ def cmd_sample_crm(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_sync_job(settings: Settings, args: argparse.Namespace) -> int:
     settings.require("SYNCD_ENCRYPTION_KEYS", "XERO_CLIENT_ID", "SYNCD_CRM_DATABASE_URL")
     _setup_logging(settings)
-    return asyncio.run(_sync_job(settings, args.request_id, args.company, args.timeout))
+    return asyncio.run(
+        _sync_job(settings, args.request_id, args.company, args.timeout, as_json=args.json)
+    )
 
 
-async def _sync_job(settings: Settings, request_id: str, company_text: str, wait: int) -> int:
+async def _sync_job(
+    settings: Settings, request_id: str, company_text: str, wait: int, *, as_json: bool
+) -> int:
+    import json
     import time
 
     from syncd.domain.ids import CompanyId
     from syncd.domain.tasks import sync_request
     from syncd.pipeline.outbox import TaskRepository, enqueue_spec
     from syncd.services import open_services
+
+    def show(line: str) -> None:
+        if not as_json:
+            print(line, flush=True)
+
+    def outcome(state: str, attempts: int, result: Any, error: str | None) -> None:
+        if as_json:
+            document = {
+                "task_id": task.id,
+                "request_id": request_id,
+                "company": company,
+                "state": state,
+                "attempts": attempts,
+                "result": result,
+                "error": error,
+            }
+            print(json.dumps(document, indent=2, default=str), flush=True)
 
     company = CompanyId(company_text)
     async with open_services(settings) as services:
@@ -330,29 +449,52 @@ async def _sync_job(settings: Settings, request_id: str, company_text: str, wait
         now = services.clock.now()
         async with services.db.transaction() as session:
             task = await enqueue_spec(session, company, sync_request(request_id, now), now=now)
-        print(f"task {task.id} queued: sync request {request_id}", flush=True)
-        deadline, shown = time.monotonic() + wait, ""
+        show(f"task {task.id} queued: sync request {request_id} of practice {company}")
+        deadline, shown, current = time.monotonic() + wait, "", task
         while time.monotonic() < deadline:
             await services.worker.tick_outbox()
             await asyncio.sleep(0.2)
             async with services.db.transaction() as session:
-                current = await TaskRepository(session).get(company=company, task_id=task.id)
-            assert current is not None
+                found = await TaskRepository(session).get(company=company, task_id=task.id)
+            assert found is not None
+            current = found
             line = f"  {current.state} (attempt {current.attempts})"
             if current.last_error and current.state == "pending":
                 line += f", retrying at {current.run_after:%H:%M:%S}: {current.last_error}"
-            if line != shown:
-                print(line, flush=True)
+            if line != shown and current.state in {"pending", "running"}:
+                show(line)
                 shown = line
             if current.state == "done":
-                print(f"done: {current.result}")
+                outcome("done", current.attempts, current.result, None)
+                show(f"done: {describe_sync(current.result or {})}")
                 return EXIT_OK
             if current.state == "dead":
-                print(f"failed: {current.last_error}", file=sys.stderr)
+                outcome("dead", current.attempts, None, current.last_error)
+                print(f"syncd: failed: {current.last_error}", file=sys.stderr)
                 return EXIT_FAILURE
         await services.worker.close(grace=5)
-    print(f"still not finished after {wait}s; the worker will go on with it", file=sys.stderr)
+    outcome(current.state, current.attempts, None, current.last_error)
+    print(
+        f"syncd: still not finished after {wait}s; the worker will go on with it", file=sys.stderr
+    )
     return EXIT_FAILURE
+
+
+def describe_sync(result: dict[str, Any]) -> str:
+    """A manual sync's result (see OutboundHandlers.sync_request) as a sentence."""
+    created = result.get("created")
+    if isinstance(created, dict):
+        if "skipped" in created:
+            return f"nothing to do: {created['skipped']}"
+        job = created.get("job_number") or created.get("job_id")
+        return f"created job {job} in Xero and wrote it back to the CRM"
+    if "skipped" in result:
+        return f"nothing to do: {result['skipped']}"
+    if result.get("in_sync"):
+        return f"already in sync: job {result.get('job_id')} is {result.get('state')} in Xero"
+    if "state" in result:
+        return f"set job {result.get('job_id')} to {result['state']} in Xero"
+    return ", ".join(f"{key} {value}" for key, value in result.items()) or "nothing to report"
 
 
 # -- reconcile --------------------------------------------------------------------------------
@@ -431,8 +573,8 @@ async def _reconcile(
     else:
         print(to_text(current.counts, rows))
         print(
-            f"\n{len(rows)} findings, {sum(r['state'] == 'open' for r in rows)} open, "
-            f"{current.xero_calls} Xero calls"
+            f"\n{counted(len(rows), 'finding')}, {sum(r['state'] == 'open' for r in rows)} open, "
+            f"{counted(current.xero_calls, 'Xero call')}"
         )
     return EXIT_OK if not any(r["state"] == "open" for r in rows) else EXIT_FAILURE
 
@@ -443,10 +585,51 @@ async def _reconcile(
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from syncd.demo import Demo, Summary, demo_settings, dumps, fresh_start, print_summary
+    from syncd import envfile
+    from syncd.demo import (
+        ENV_HEADER,
+        HOST,
+        Demo,
+        Summary,
+        demo_values,
+        dumps,
+        foreign_settings,
+        fresh_start,
+        print_summary,
+        shown,
+        syncd_command,
+    )
+    from syncd.ports import listen
+    from syncd.settings import with_values
 
     configure_logging(
         "console" if not args.json else "json", "warning", secrets=_secrets_of(settings)
+    )
+    # A scheduler tick skipped because the previous one still runs is by design (one drain at a
+    # time); on the demo's terminal it reads like a fault.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+    folder = Path.cwd()
+    values = demo_values(settings, folder, port=args.port, sandbox_port=args.sandbox_port)
+    env_file = folder / ".env"
+    if foreign := foreign_settings(env_file, values):
+        raise CommandError(
+            f"{env_file} has settings of its own ({', '.join(foreign)}); run the demo in a "
+            "folder of its own (make demo uses .demo/)"
+        )
+    # Both ports before anything is written: a busy one stops the demo with the folder as it was.
+    sockets = None
+    if args.serve:
+        sockets = [listen(HOST, args.port, option="--port")]
+        try:
+            sockets.append(listen(HOST, args.sandbox_port, option="--sandbox-port"))
+        except PortInUse:
+            sockets[0].close()
+            raise
+    envfile.update(env_file, values, header=ENV_HEADER)
+    demo = with_values(settings, values)
+    command, on_path = syncd_command(folder)
+    summary = Summary(
+        env_file=str(env_file), settings=shown(values), syncd=command, on_path=on_path
     )
 
     def told(summary: Summary) -> None:
@@ -454,11 +637,15 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             print(dumps(summary), flush=True)
         else:
             print_summary(summary)
+            sys.stdout.flush()
 
     say = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
-    demo = demo_settings(settings, Path.cwd())
     fresh_start(demo)
-    summary = asyncio.run(Demo(demo, say).run(serve=args.serve, told=told))
+    try:
+        asyncio.run(Demo(demo, say, summary=summary).run(sockets=sockets, told=told))
+    finally:
+        for sock in sockets or ():
+            sock.close()
     complete = summary.jobs_created == summary.requests_assigned > 0
     return EXIT_OK if complete and summary.statuses_to_crm and summary.statuses_to_xero else 1
 
@@ -490,7 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "syncd keeps an accounting practice's CRM and Xero in two-way sync. "
             "Configuration comes from the environment (and a .env file in the working folder); "
-            "see README.md for every setting."
+            "see docs/configuration.md for every setting."
         ),
     )
     parser.add_argument("--version", action="version", version=f"syncd {__version__}")
@@ -537,17 +724,35 @@ def build_parser() -> argparse.ArgumentParser:
             "Print a signed HS256 JWT with the claims the CRM puts in its tokens (sub, role, "
             "company_id), so the admin endpoints can be tried with curl: "
             'curl -H "Authorization: Bearer $(syncd token --role practice_admin --company C '
-            '--user U)" ...'
+            '--user U)" ... With --sign-in it prints a link to the admin console instead '
+            "(/admin/login?token=...): it signs a practice admin (or, with --role super_admin, "
+            "a super admin for --company) in once, within 10 minutes."
         ),
     )
     token.add_argument(
         "--role",
-        required=True,
         choices=["super_admin", "practice_admin", "accountant", "client"],
+        help="the user's role (required, except with --sign-in: practice_admin)",
     )
     token.add_argument("--company", help="the practice (company id) the user belongs to")
     token.add_argument("--user", required=True, help="the user id (the token's `sub`)")
-    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.add_argument(
+        "--ttl",
+        type=int,
+        help="lifetime in seconds (default 3600; with --sign-in 600, the most it may be)",
+    )
+    token.add_argument(
+        "--sign-in",
+        action="store_true",
+        help=(
+            "print a console sign-in link (/admin/login?token=...) instead: it signs in once, "
+            "within 10 minutes"
+        ),
+    )
+    token.add_argument(
+        "--url",
+        help="syncd's address for --sign-in (default: http://SYNCD_HOST:SYNCD_PORT)",
+    )
     token.set_defaults(handler=cmd_token)
 
     sandbox = commands.add_parser(
@@ -595,12 +800,18 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Queue a manual sync of REQUEST_ID (create its Xero job if it has none, otherwise "
             "make Xero's job state match the request, checking Xero's actual job) and run it, "
-            "printing progress. Exit 0 when done, 1 when it failed or timed out."
+            "printing progress (logs go to stderr). Exit 0 when done, 1 when it failed or timed "
+            "out."
         ),
     )
     sync_job.add_argument("request_id", metavar="REQUEST_ID")
     sync_job.add_argument("--company", required=True, help="the request's practice (company id)")
     sync_job.add_argument("--timeout", type=int, default=120, help="seconds to wait (default 120)")
+    sync_job.add_argument(
+        "--json",
+        action="store_true",
+        help="print only the outcome, as one JSON document (task, state, attempts, result, error)",
+    )
     sync_job.set_defaults(handler=cmd_sync_job)
 
     reconcile = commands.add_parser(
@@ -628,14 +839,25 @@ def build_parser() -> argparse.ArgumentParser:
             "assign requests and watch the Xero jobs appear, close a job in Xero and see the "
             "request complete in the CRM, complete a request in the CRM and see the job close, "
             "then print a summary. Every run starts afresh in the working folder (it replaces "
-            "syncd-demo.db and crm-demo.db there). Exit code 0 when every step worked."
+            "syncd-demo.db and crm-demo.db there) and writes its configuration to .env there, "
+            "so every syncd command run in that folder works on the demo. Exit code 0 when "
+            "every step worked."
         ),
     )
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
     demo.add_argument(
         "--serve",
         action="store_true",
-        help="keep serving afterwards (syncd on :8000, the sandbox on :8900) until Ctrl-C",
+        help="keep serving afterwards (syncd and the sandbox) until Ctrl-C",
+    )
+    demo.add_argument(
+        "--port", type=int, default=8000, help="syncd's port with --serve (default 8000)"
+    )
+    demo.add_argument(
+        "--sandbox-port",
+        type=int,
+        default=8900,
+        help="the Xero sandbox's port with --serve (default 8900)",
     )
     demo.set_defaults(handler=cmd_demo)
 
@@ -665,7 +887,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shape = config.add_mutually_exclusive_group()
     shape.add_argument("--example", action="store_true", help="print a documented example .env")
-    shape.add_argument("--markdown", action="store_true", help="print the README's settings table")
+    shape.add_argument(
+        "--markdown", action="store_true", help="print the settings table of docs/configuration.md"
+    )
     config.set_defaults(handler=cmd_config)
 
     keys = commands.add_parser(
@@ -704,7 +928,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"syncd: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (CommandError, VaultError) as exc:
+    except (CommandError, VaultError, PortInUse) as exc:
         print(f"syncd: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except SQLAlchemyError as exc:

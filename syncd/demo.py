@@ -7,16 +7,21 @@ requests and syncd creates the jobs (on XPM from the template, with the accounta
 a job completed in Xero reaches the CRM at the next poll (Xero sends no webhooks for jobs); a
 request completed in the CRM completes its job; then a summary (and, with --json, the same as
 JSON, per practice and backend). Every run starts a fresh story in the working folder (it
-replaces the demo's two database files), so rerunning is safe. `--serve` keeps syncd on :8000
-and the sandbox on :8900 afterwards for a look around.
+replaces the demo's two database files), so rerunning is safe. The demo's whole configuration
+is written to `.env` in that folder, so every `syncd` command run there talks to the same
+databases and sandbox. `--serve` keeps syncd (default :8000) and the sandbox (default :8900)
+serving afterwards for a look around, and the summary prints a console sign-in link.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import shutil
+import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,18 +45,22 @@ from syncd.sandbox.crm import (
     set_request_status,
 )
 from syncd.sandbox.models import Tenant
+from syncd.sandbox.staff import Person, SeededMember, seed_staff
 from syncd.sandbox.state import SandboxState
 from syncd.sandbox.webhooks import WebhookDispatcher
 from syncd.scheduler import enqueue_polls
 from syncd.services import Services, open_services
-from syncd.settings import Secret, Settings
+from syncd.settings import Settings, is_secret
 from syncd.store.db import Database
 from syncd.store.migrate import upgrade
 from syncd.web.app import create_app
 from syncd.web.auth import Role, mint_token
+from syncd.web.pages.handoff import HANDOFF_MAX_SECONDS, LOGIN_PATH
+from syncd.wording import counted
 
-SYNCD_URL = "http://127.0.0.1:8000"
-SANDBOX_URL = "http://127.0.0.1:8900"
+HOST = "127.0.0.1"
+PORT = 8000
+SANDBOX_PORT = 8900
 CLIENT_ID = "syncd-demo"
 CLIENT_SECRET = "demo-client-secret-0123456789"  # noqa: S105 - the sandbox's demo app
 WEBHOOK_KEY = "demo-webhook-key-0123456789"
@@ -76,6 +85,8 @@ TENANT_TYPES = {Backend.PRACTICE_MANAGER: "PRACTICEMANAGER", Backend.PROJECTS: "
 COMPLETED = {Backend.PRACTICE_MANAGER: "Completed", Backend.PROJECTS: "CLOSED"}
 
 Say = Callable[[str], None]
+# The comment above the lines the demo adds to `.env`: a file with it is the demo's to update.
+ENV_HEADER = "written by `syncd demo`: the demo's configuration"
 
 
 @dataclass
@@ -87,6 +98,14 @@ class Summary:
     statuses_to_xero: int = 0
     xero_calls: int = 0
     endpoints: dict[str, str] = field(default_factory=dict)
+    # Where the demo's configuration was written, and each variable as it may be shown.
+    env_file: str = ""
+    settings: dict[str, str] = field(default_factory=dict)
+    # How to run syncd from the demo's folder, and whether plain `syncd` is on PATH.
+    syncd: str = "syncd"
+    on_path: bool = True
+    # A single-use console sign-in link (only while the demo serves).
+    console: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -99,32 +118,56 @@ class Summary:
             },
             "xero_calls": self.xero_calls,
             "endpoints": self.endpoints,
+            "env_file": self.env_file,
+            "settings": self.settings,
+            "syncd": self.syncd,
+            "console": self.console,
         }
 
 
-def demo_settings(base: Settings, folder: Path) -> Settings:
-    """The demo's own configuration: fresh files in `folder`, Xero = the bundled sandbox."""
-    from dataclasses import replace
-
-    keys = base.encryption_keys or (Secret(_fernet_key()),)
-    return replace(
-        base,
-        database_url=f"sqlite+aiosqlite:///{folder / 'syncd-demo.db'}",
-        crm_database_url=f"sqlite+aiosqlite:///{folder / 'crm-demo.db'}",
-        encryption_keys=keys,
-        xero_client_id=CLIENT_ID,
-        xero_client_secret=Secret(CLIENT_SECRET),
-        xero_redirect_uri=f"{SYNCD_URL}/api/integrations/xero/callback",
-        xero_webhook_key=Secret(WEBHOOK_KEY),
-        xero_api_url=SANDBOX_URL,
-        xero_identity_url=SANDBOX_URL,
-        xero_login_url=SANDBOX_URL,
-        xero_scopes=DEMO_SCOPES,
-        jwt_secret=base.jwt_secret or Secret(secrets.token_urlsafe(32)),
-        embedded_scheduler="off",
+def demo_values(base: Settings, folder: Path, *, port: int, sandbox_port: int) -> dict[str, str]:
+    """Every setting the demo runs on, as `.env` lines: fresh files in `folder`, Xero = the
+    bundled sandbox on `sandbox_port`, syncd on `port`. Keys and the JWT secret already set
+    (the environment, or the `.env` that `make demo` starts) are kept; missing ones are made."""
+    sandbox = f"http://{HOST}:{sandbox_port}"
+    keys = [key.reveal() for key in base.encryption_keys] or [_fernet_key()]
+    jwt_secret = base.jwt_secret.reveal() if base.jwt_secret else secrets.token_urlsafe(32)
+    return {
+        "SYNCD_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'syncd-demo.db'}",
+        "SYNCD_CRM_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'crm-demo.db'}",
+        "SYNCD_ENCRYPTION_KEYS": ",".join(keys),
+        "SYNCD_JWT_SECRET": jwt_secret,
+        "SYNCD_HOST": HOST,
+        "SYNCD_PORT": str(port),
+        "XERO_CLIENT_ID": CLIENT_ID,
+        "XERO_CLIENT_SECRET": CLIENT_SECRET,
+        "XERO_REDIRECT_URI": f"http://{HOST}:{port}/api/integrations/xero/callback",
+        "XERO_WEBHOOK_KEY": WEBHOOK_KEY,
+        "XERO_API_URL": sandbox,
+        "XERO_IDENTITY_URL": sandbox,
+        "XERO_LOGIN_URL": sandbox,
+        "XERO_SCOPES": " ".join(DEMO_SCOPES),
         # Changes made in Xero reach syncd by polling only: poll as often as allowed.
-        poll_interval_minutes=1,
-    )
+        "SYNCD_POLL_INTERVAL_MINUTES": "1",
+    }
+
+
+def foreign_settings(env_file: Path, values: dict[str, str]) -> list[str]:
+    """The demo's variables that `env_file` sets although no demo wrote it: a folder with its
+    own configuration (say, the repository's `.env`) is not the demo's to rewrite. The key and
+    JWT secret `make demo` writes first are the demo's own."""
+    from syncd import envfile
+
+    names, comments = envfile.read(env_file)
+    if ENV_HEADER in comments:
+        return []
+    ours = {"SYNCD_ENCRYPTION_KEYS", "SYNCD_JWT_SECRET"}
+    return sorted(name for name in names if name in values and name not in ours)
+
+
+def shown(values: dict[str, str]) -> dict[str, str]:
+    """The values as the summary may print them: secrets only as set."""
+    return {name: "(secret, in .env)" if is_secret(name) else v for name, v in values.items()}
 
 
 def _fernet_key() -> str:
@@ -133,23 +176,43 @@ def _fernet_key() -> str:
     return generate_key()
 
 
+def syncd_command(folder: Path) -> tuple[str, bool]:
+    """How to run syncd from `folder` (plain `syncd` when that is this one on PATH, else its
+    path, e.g. `../.venv/bin/syncd`), and whether it is on PATH."""
+    script = Path(sys.argv[0])
+    if script.name != "syncd":  # `python -m syncd`: the console script beside this python
+        script = Path(sys.executable).with_name("syncd")
+    if not script.is_file():
+        return f"{sys.executable} -m syncd", False
+    found = shutil.which("syncd")
+    if found and Path(found).resolve() == script.resolve():
+        return "syncd", True
+    relative = os.path.relpath(script.absolute(), folder)
+    return (relative if relative.count("..") <= 1 else str(script.absolute())), False
+
+
 class Demo:
-    def __init__(self, settings: Settings, say: Say) -> None:
+    def __init__(self, settings: Settings, say: Say, *, summary: Summary) -> None:
         self.settings = settings
         self.say = say
-        self.summary = Summary()
+        self.summary = summary
+        self.syncd_url = f"http://{settings.host}:{settings.port}"
         self.sandbox = SandboxState()
         self.sandbox.register_app(
             CLIENT_ID,
             CLIENT_SECRET,
             [settings.xero_redirect_uri],
             WEBHOOK_KEY,
-            webhook_url=f"{SYNCD_URL}/api/integrations/xero/webhook",
+            webhook_url=f"{self.syncd_url}/api/integrations/xero/webhook",
         )
         self.sandbox_app = create_sandbox_app(self.sandbox)
+        self.first: SamplePractice | None = None
 
-    async def run(self, *, serve: bool, told: Callable[[Summary], None]) -> Summary:
-        """Tell the story, hand the summary to `told`, then (with `serve`) keep serving."""
+    async def run(
+        self, *, sockets: Sequence[socket.socket] | None, told: Callable[[Summary], None]
+    ) -> Summary:
+        """Tell the story, hand the summary to `told`, then keep serving on `sockets` (syncd's,
+        the sandbox's; bound by the caller before anything started) when given."""
         db = Database(self.settings.database_url)
         await upgrade(db)
         self.say("1. syncd's database migrated (SQLite, a fresh file)")
@@ -164,18 +227,35 @@ class Demo:
             ) as services:
                 app = create_app(self.settings, services=services, run_scheduler=False)
                 await self._story(services, app, sample)
+                if sockets:
+                    self.summary.console = self.console_link()
                 told(self.summary)
-                if serve:
-                    await self._serve(services, app)
+                if sockets:
+                    await self._serve(services, app, sockets)
         finally:
             await crm.dispose()
             await db.dispose()
         return self.summary
 
+    def console_link(self) -> str:
+        """A sign-in link to the console for the first practice's admin: it signs in once,
+        within the hand-off's 10 minutes (docs/console-security.md)."""
+        assert self.first is not None
+        token = mint_token(
+            self.settings,
+            user=UserId(self.first.admin_id),
+            role=Role.PRACTICE_ADMIN,
+            company=CompanyId(self.first.company_id),
+            ttl=timedelta(seconds=HANDOFF_MAX_SECONDS),
+        )
+        return f"{self.syncd_url}{LOGIN_PATH}?token={token}"
+
     async def _story(self, services: Services, app: Any, sample: SampleCrm) -> None:
         crm = services.crm
         assert crm is not None
-        syncd_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=SYNCD_URL)
+        syncd_client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=self.syncd_url
+        )
         browser = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.sandbox_app))
         feed = ChangeFeed(db=services.db, crm=crm, clock=services.clock, settle=timedelta(0))
         crm_url = self.settings.crm_database_url or ""
@@ -200,8 +280,9 @@ class Demo:
                     }
                 )
                 self.say(f"3. {practice.name} connected to {tenant.name} (OAuth + PKCE)")
+                people = await self._seed_people(services, practice, tenant)
                 if backend is Backend.PRACTICE_MANAGER:
-                    await self._set_up_practice_manager(services, practice, tenant)
+                    await self._set_up_practice_manager(services, practice, tenant, people)
             # -- admins assign requests: jobs appear in Xero --------------------------------
             now = datetime.now(UTC)
             assigned: dict[str, list[str]] = {}
@@ -220,7 +301,10 @@ class Demo:
                     )
                 assigned[practice.company_id] = chosen
                 self.summary.requests_assigned += len(chosen)
-            self.say(f"4. admins assigned {self.summary.requests_assigned} requests in the CRM")
+            self.say(
+                f"4. admins assigned {counted(self.summary.requests_assigned, 'request')} "
+                "in the CRM"
+            )
             await self._settle(services, feed, sample)
             for practice, entry in zip(sample.practices, self.summary.practices, strict=True):
                 tenant = tenants[practice.company_id]
@@ -240,7 +324,7 @@ class Demo:
                         f'   job {request.xero_job_number} "{job["name"]}" in {tenant.name}'
                         f"{extra}; written back to the CRM"
                     )
-            self.say(f"5. {self.summary.jobs_created} Xero jobs created")
+            self.say(f"5. {counted(self.summary.jobs_created, 'Xero job')} created")
             # -- Xero → CRM: a job completed in Xero completes its request, at the next poll -----
             for practice, entry in zip(sample.practices, self.summary.practices, strict=True):
                 if entry["jobs"]:
@@ -259,7 +343,7 @@ class Demo:
                         entry["statuses_applied"]["xero_to_crm"] += 1
             self.say(
                 f"6. completed in Xero → completed in the CRM (by the poller; Xero sends no "
-                f"webhook for jobs): {self.summary.statuses_to_crm} requests"
+                f"webhook for jobs): {counted(self.summary.statuses_to_crm, 'request')}"
             )
             # -- CRM → Xero: a request completed in the CRM completes its job -------------------
             for practice, entry in zip(sample.practices, self.summary.practices, strict=True):
@@ -283,16 +367,28 @@ class Demo:
                         entry["statuses_applied"]["crm_to_xero"] += 1
             self.say(
                 f"7. completed in the CRM → {' / '.join(COMPLETED.values())} in Xero: "
-                f"{self.summary.statuses_to_xero} jobs"
+                f"{counted(self.summary.statuses_to_xero, 'job')}"
             )
             self.summary.xero_calls = sum(1 for e in self.sandbox.ledger if e.tenant_id)
-            first = sample.practices[0]
+            first = self.first = sample.practices[0]
+            syncd = self.summary.syncd
             self.summary.endpoints = {
-                "status": f"{SYNCD_URL}/api/integrations/xero/status",
-                "sync_logs": f"{SYNCD_URL}/api/integrations/xero/sync-logs",
+                "status": f"{self.syncd_url}/api/integrations/xero/status",
+                "sync_logs": f"{self.syncd_url}/api/integrations/xero/sync-logs",
+                "console": f"{self.syncd_url}/admin",
+                "sandbox": f"{self.settings.xero_api_url}/_sandbox/tenants",
                 "token": (
-                    f"syncd token --role practice_admin --company {first.company_id} "
+                    f"{syncd} token --role practice_admin --company {first.company_id} "
                     f"--user {first.admin_id}"
+                ),
+                "sign_in": (
+                    f"{syncd} token --sign-in --company {first.company_id} --user {first.admin_id}"
+                ),
+                "reconcile": f"{syncd} reconcile --company {first.company_id}",
+                "sync_job": (
+                    f"{syncd} sync-job {first_request} --company {first.company_id}"
+                    if (first_request := _first_request(self.summary))
+                    else ""
                 ),
             }
 
@@ -321,18 +417,40 @@ class Demo:
         answer = await syncd_client.get(f"{back.path}?{back.query}")
         answer.raise_for_status()
 
-    async def _set_up_practice_manager(
+    async def _seed_people(
         self, services: Services, practice: SamplePractice, tenant: Tenant
+    ) -> list[SeededMember]:
+        """The organisation's people as a practice has them: most accountants under their CRM
+        email, one under a work address only its name matches, two people the CRM does not know
+        (so the console's staff mapping has suggestions to show and one to accept by hand)."""
+        crm = services.crm
+        assert crm is not None
+        accountants = await crm.list_accountants(company=CompanyId(practice.company_id))
+        return seed_staff(
+            self.sandbox,
+            tenant.tenant_id,
+            [Person(name=person.full_name, email=person.email) for person in accountants],
+        )
+
+    async def _set_up_practice_manager(
+        self,
+        services: Services,
+        practice: SamplePractice,
+        tenant: Tenant,
+        people: Sequence[SeededMember],
     ) -> None:
-        """The practice's XPM as a practice has it (staff, job templates, a category), and the
-        admin's mappings: accountants → staff, services → templates, the default category."""
+        """The practice's XPM as a practice has it (job templates, a category), and the admin's
+        first mappings: the staff suggested by email accepted (the one only a name matches is
+        left for the console), services → templates, the default category."""
         crm = services.crm
         assert crm is not None
         company = CompanyId(practice.company_id)
-        staff = []
-        for person in await crm.list_accountants(company=company):
-            member = self.sandbox.add_staff(tenant.tenant_id, person.full_name, person.email)
-            staff.append({"accountant_id": person.user_id, "staff_id": member["UUID"]})
+        by_email = {m.crm_email: m for m in people if m.crm_email and m.email == m.crm_email}
+        staff = [
+            {"accountant_id": person.user_id, "staff_id": by_email[person.email].xero_id}
+            for person in await crm.list_accountants(company=company)
+            if person.email in by_email
+        ]
         templates = []
         for service in await crm.list_services(company=company):
             template = self.sandbox.add_template(tenant.tenant_id, service.name)
@@ -341,9 +459,12 @@ class Demo:
         await save_staff(services, company, staff)
         await save_services(services, company, templates)
         await save_settings(services, company, {"job_category_id": category.uuid}, by="demo")
+        unmapped = len(people) - len(staff) - sum(1 for m in people if m.crm_email is None)
         self.say(
-            f"   {len(staff)} accountants mapped to XPM staff, {len(templates)} services to job "
-            f"templates; new jobs go in category {category.name!r}"
+            f"   {counted(len(staff), 'accountant')} mapped to XPM staff by email "
+            f"({unmapped} more to accept in the console's Staff page), "
+            f"{counted(len(templates), 'service')} to job templates; new jobs go in category "
+            f"{category.name!r}"
         )
 
     def _job(self, tenant: Tenant, job_id: str, number: str | None) -> dict[str, Any]:
@@ -382,39 +503,22 @@ class Demo:
             await feed.read(CompanyId(practice.company_id))
         await services.worker.wait_idle()
 
-    async def _serve(self, services: Services, app: Any) -> None:
+    async def _serve(self, services: Services, app: Any, sockets: Sequence[socket.socket]) -> None:
         import asyncio
 
         import uvicorn
 
+        from syncd.ports import address
         from syncd.scheduler import SchedulerRunner
 
-        self.say("")
-        self.say(f"Serving syncd on {SYNCD_URL} and the sandbox on {SANDBOX_URL}; Ctrl-C stops.")
         webhooks = WebhookDispatcher(self.sandbox)
         runner = SchedulerRunner(services)
         runner.start()
         servers = [
             uvicorn.Server(
-                uvicorn.Config(
-                    app,
-                    host="127.0.0.1",
-                    port=8000,
-                    log_config=None,
-                    lifespan="off",
-                    access_log=False,
-                )
-            ),
-            uvicorn.Server(
-                uvicorn.Config(
-                    self.sandbox_app,
-                    host="127.0.0.1",
-                    port=8900,
-                    log_config=None,
-                    lifespan="off",
-                    access_log=False,
-                )
-            ),
+                uvicorn.Config(served, log_config=None, lifespan="off", access_log=False)
+            )
+            for served in (app, self.sandbox_app)
         ]
 
         async def flush_webhooks() -> None:
@@ -423,11 +527,29 @@ class Demo:
                 await webhooks.flush()
 
         flusher = asyncio.create_task(flush_webhooks())
+        # The sockets already listen: a request sent from now on waits in the backlog.
+        self.say("")
+        self.say(
+            f"Serving syncd on {address(sockets[0])} (console: /admin) and the sandbox on "
+            f"{address(sockets[1])}; Ctrl-C stops."
+        )
         try:
-            await asyncio.gather(*(server.serve() for server in servers))
+            await asyncio.gather(
+                *(
+                    server.serve(sockets=[sock])
+                    for server, sock in zip(servers, sockets, strict=True)
+                )
+            )
         finally:
             flusher.cancel()
             await runner.stop()
+
+
+def _first_request(summary: Summary) -> str | None:
+    """A request of the first practice whose job the story left open (to try `sync-job` on)."""
+    jobs = summary.practices[0]["jobs"] if summary.practices else []
+    untouched = jobs[2:] or jobs
+    return str(untouched[0]["request_id"]) if untouched else None
 
 
 def fresh_start(settings: Settings) -> None:
@@ -442,27 +564,56 @@ def fresh_start(settings: Settings) -> None:
 
 
 def print_summary(summary: Summary, out: Any = sys.stdout) -> None:
-    print("", file=out)
-    print("Summary", file=out)
-    print(f"  practices connected:       {len(summary.practices)}", file=out)
+    def say(line: str = "") -> None:
+        print(line, file=out)
+
+    say()
+    say("Summary")
+    say(f"  practices connected:       {len(summary.practices)}")
     for practice in summary.practices:
         applied = practice["statuses_applied"]
-        print(
+        say(
             f"    {practice['name']}: {Backend(practice['backend']).label}, "
-            f"{len(practice['jobs'])} jobs, statuses {applied['xero_to_crm']} in / "
-            f"{applied['crm_to_xero']} out",
-            file=out,
+            f"{counted(len(practice['jobs']), 'job')}, statuses {applied['xero_to_crm']} in / "
+            f"{applied['crm_to_xero']} out"
         )
-    print(f"  requests assigned:         {summary.requests_assigned}", file=out)
-    print(f"  Xero jobs created:         {summary.jobs_created}", file=out)
-    print(f"  statuses Xero → CRM:       {summary.statuses_to_crm}", file=out)
-    print(f"  statuses CRM → Xero:       {summary.statuses_to_xero}", file=out)
-    print(f"  Xero calls made:           {summary.xero_calls}", file=out)
-    if summary.endpoints:
-        print("  Look around while `syncd demo --serve` runs (same folder, same .env):", file=out)
-        print(f"    TOKEN=$({summary.endpoints['token']})", file=out)
-        for name in ("status", "sync_logs"):
-            print(f'    curl -H "Authorization: Bearer $TOKEN" {summary.endpoints[name]}', file=out)
+    say(f"  requests assigned:         {summary.requests_assigned}")
+    say(f"  Xero jobs created:         {summary.jobs_created}")
+    say(f"  statuses Xero → CRM:       {summary.statuses_to_crm}")
+    say(f"  statuses CRM → Xero:       {summary.statuses_to_xero}")
+    say(f"  Xero calls made:           {summary.xero_calls}")
+    if summary.settings:
+        say()
+        say(f"Settings, written to {summary.env_file} (every syncd command run in that folder")
+        say("uses them; the environment still wins over .env):")
+        width = max(len(name) for name in summary.settings)
+        for name, value in summary.settings.items():
+            say(f"  {name:<{width}}  {value}")
+    if not summary.on_path:
+        say()
+        say(f"syncd is not on your PATH: the commands below run {summary.syncd}")
+        say("(from the repository, `make shell` opens a shell where plain `syncd` works).")
+    ends = summary.endpoints
+    if not ends:
+        return
+    say()
+    if summary.console is None:
+        say("Run `syncd demo --serve` (or `make demo`) to keep syncd and the sandbox serving and")
+        say("get a console sign-in link.")
+        return
+    say(f"While it serves (Ctrl-C stops), from {Path(summary.env_file).parent}:")
+    say(f"  the admin console ({ends['console']}), signed in as the first practice's admin:")
+    say(f"    {summary.console}")
+    say(f"    (works once, within {HANDOFF_MAX_SECONDS // 60} minutes; another: {ends['sign_in']})")
+    say("  the admin API:")
+    say(f"    TOKEN=$({ends['token']})")
+    for name in ("status", "sync_logs"):
+        say(f'    curl -H "Authorization: Bearer $TOKEN" {ends[name]}')
+    say("  the commands:")
+    say(f"    {ends['reconcile']}")
+    if ends.get("sync_job"):
+        say(f"    {ends['sync_job']}")
+    say(f"  the sandbox's organisations: {ends['sandbox']}")
 
 
 def dumps(summary: Summary) -> str:

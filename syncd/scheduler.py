@@ -18,7 +18,7 @@ from syncd.logs import get_logger
 from syncd.pipeline.changefeed import ChangeFeed
 from syncd.pipeline.outbox import TaskRepository, enqueue
 from syncd.pipeline.poller import poll_task
-from syncd.pipeline.reconcile import queue_run, scheduled_key
+from syncd.pipeline.reconcile import queue_scheduled_run, scheduled_key
 from syncd.services import Services
 from syncd.store.connections import ConnectionRepository
 from syncd.store.oauth_states import OAuthStateRepository
@@ -111,10 +111,7 @@ async def enqueue_reconciles(services: Services) -> int:
             key = scheduled_key(company, now, interval)
             if await TaskRepository(session).by_key(company=company, key=key) is not None:
                 continue
-        await queue_run(
-            services.db, company, trigger="schedule", dry_run=False, by=None, now=now, key=key
-        )
-        queued += 1
+        queued += await queue_scheduled_run(services.db, company, now=now, key=key)
     return queued
 
 

@@ -1,7 +1,7 @@
 """The one settings object: typed, frozen, read once from the environment (and `.env`).
 
 Every setting is declared once in `SPEC` (name, default, parser, help); the loader, the example
-environment file in `deploy/` and the README's configuration table all follow from it.
+environment file in `deploy/` and the settings table in docs/configuration.md all follow from it.
 Imports nothing from syncd.
 """
 
@@ -11,7 +11,7 @@ import base64
 import binascii
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -150,6 +150,20 @@ def _choice(*allowed: str) -> Callable[[str], str]:
         return value
 
     return parse
+
+
+def _metrics_token(raw: str) -> Secret:
+    token = _text(raw)
+    if len(token) < 16:
+        raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 24`)")
+    return Secret(token)
+
+
+def _absolute_path(raw: str) -> Path:
+    path = Path(_text(raw))
+    if not path.is_absolute():
+        raise ValueError(f"must be an absolute path, got {raw.strip()!r}")
+    return path
 
 
 def _pem_or_path(raw: str) -> str:
@@ -313,6 +327,15 @@ SPEC: tuple[Option, ...] = (
         "worker takes them over (a running task renews its claim every third of this).",
     ),
     Option(
+        "SYNCD_SHUTDOWN_GRACE_SECONDS",
+        "shutdown_grace_seconds",
+        _positive_int,
+        "20",
+        "How long a stopping process (SIGTERM) lets work in flight finish: `serve` its "
+        "requests, `worker` its tasks and events; unfinished claims are then handed back at "
+        "once. Keep it below the platform's kill timeout (Kubernetes: 30 s).",
+    ),
+    Option(
         "SYNCD_XERO_MINUTE_LIMIT",
         "xero_minute_limit",
         _positive_int,
@@ -408,6 +431,22 @@ SPEC: tuple[Option, ...] = (
         "Run the scheduler inside `syncd serve` (auto: only on SQLite).",
     ),
     Option(
+        "SYNCD_METRICS_TOKEN",
+        "metrics_token",
+        _metrics_token,
+        None,
+        "Bearer token Prometheus sends to GET /metrics; unset, /metrics answers 404.",
+        secret=True,
+    ),
+    Option(
+        "SYNCD_METRICS_MULTIPROC_DIR",
+        "metrics_multiproc_dir",
+        _absolute_path,
+        None,
+        "Directory shared by the host's syncd processes for their counters (empty it before "
+        "they start); unset, each process counts alone (docs/metrics.md).",
+    ),
+    Option(
         "SYNCD_LOG_FORMAT",
         "log_format",
         _choice("auto", "json", "console"),
@@ -447,6 +486,7 @@ class Settings:
     change_feed_seconds: int = 10
     outbox_max_attempts: int = 8
     outbox_lease_seconds: int = 300
+    shutdown_grace_seconds: int = 20
     reconcile_interval_minutes: int = 60
     poll_interval_minutes: int = 5
     webhook_max_bytes: int = 262144
@@ -459,6 +499,8 @@ class Settings:
     cookie_secure: Literal["auto", "always", "never"] = "auto"
     crm_url: str | None = None
     embedded_scheduler: Literal["auto", "on", "off"] = "auto"
+    metrics_token: Secret | None = None
+    metrics_multiproc_dir: Path | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -512,6 +554,25 @@ def load_settings(
     return Settings(**kwargs)
 
 
+def with_values(base: Settings, values: Mapping[str, str]) -> Settings:
+    """`base` with the variables in `values` set, each parsed as if read from the environment
+    (how `syncd demo` runs on exactly the lines it writes to its `.env`)."""
+    by_env = {option.env: option for option in SPEC}
+    changes: dict[str, Any] = {}
+    for env, raw in values.items():
+        option = by_env[env]
+        try:
+            changes[option.attr] = option.parse(raw)
+        except ValueError as exc:
+            raise SettingsError(env, str(exc)) from None
+    return replace(base, **changes)
+
+
+def is_secret(env: str) -> bool:
+    """Whether the variable holds a secret (shown only as set or unset)."""
+    return any(option.secret for option in SPEC if option.env == env)
+
+
 def settings_attrs() -> set[str]:
     """Every attribute of Settings (used by a test that keeps SPEC and Settings in step)."""
     return {f.name for f in fields(Settings)}
@@ -533,7 +594,7 @@ def example_env() -> str:
 
 
 def markdown_table() -> str:
-    """The README's configuration table."""
+    """The settings table of docs/configuration.md."""
     rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
     for option in SPEC:
         default = "—" if option.default is None else f"`{option.default}`"

@@ -157,7 +157,22 @@ class InboxWriter:
             if not done.done():
                 done.set_result(None)
 
+    async def flush(self) -> None:
+        """Until every row handed in so far is committed (or its write failed)."""
+        while self._queue or self._commits:
+            if self._queue and (self._task is None or self._task.done()):
+                self._task = asyncio.create_task(self._run(), name="inbox-writer")
+            self._wake.set()
+            if self._commits:
+                await asyncio.wait(set(self._commits), return_when=asyncio.FIRST_COMPLETED)
+            else:
+                await asyncio.sleep(0)  # the writer task takes the queue on its next turn
+
     async def close(self) -> None:
+        # Rows still waiting are committed first: their requests may yet answer 200 (an
+        # acknowledged event is never lost), and a cut-off request's rows are harmless (Xero
+        # delivers again; duplicates are dropped). Only then the writer stops.
+        await self.flush()
         for task in (self._task, *self._commits):
             if task is not None:
                 task.cancel()

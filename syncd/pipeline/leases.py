@@ -50,6 +50,7 @@ class Queue(Generic[Row]):
     model: type[Row]
     running: str
     stamped: bool
+    due: str  # the column saying when a waiting row may be claimed
 
     def expired(self, now: datetime) -> ColumnElement[bool]:
         """Rows whose holder stopped (or stalled) past its lease: claimable again."""
@@ -59,9 +60,11 @@ class Queue(Generic[Row]):
         return {"updated_at": now} if self.stamped else {}
 
 
-OUTBOX: Queue[OutboxTask] = Queue(name="outbox", model=OutboxTask, running="running", stamped=True)
+OUTBOX: Queue[OutboxTask] = Queue(
+    name="outbox", model=OutboxTask, running="running", stamped=True, due="run_after"
+)
 INBOX: Queue[InboxEvent] = Queue(
-    name="inbox", model=InboxEvent, running="processing", stamped=False
+    name="inbox", model=InboxEvent, running="processing", stamped=False, due="next_attempt_at"
 )
 
 
@@ -119,6 +122,33 @@ class Leases(Generic[Row]):
     ) -> set[int]:
         """Push the leases of `claims` on to `now + lease`; returns the ids still held (the
         others were lost: settled, or taken over after their lease ran out)."""
+        return await self._update_held(
+            session, claims, leased_until=now + self.lease, **self.queue.stamp(now)
+        )
+
+    async def hand_back(
+        self, session: AsyncSession, claims: Iterable[Claim], *, now: datetime
+    ) -> set[int]:
+        """Give up `claims` this worker still holds without a verdict (it is stopping): each is
+        waiting again, due now, claimable by any worker at once instead of after its lease, and
+        the interrupted attempt is not counted (stopping is not the row's failure). Returns the
+        ids handed back; the others were settled or taken over meanwhile."""
+        return await self._update_held(
+            session,
+            claims,
+            state="pending",
+            leased_until=None,
+            lease_owner=None,
+            attempts=self.queue.model.attempts - 1,
+            **{self.queue.due: now},
+            **self.queue.stamp(now),
+        )
+
+    async def _update_held(
+        self, session: AsyncSession, claims: Iterable[Claim], **values: Any
+    ) -> set[int]:
+        """Write `values` to those of `claims` this worker still holds (running, its own, the
+        same attempt); returns their ids."""
         held = list(claims)
         if not held:
             return set()
@@ -130,7 +160,7 @@ class Leases(Generic[Row]):
                 model.lease_owner == self.owner,
                 or_(*(and_(model.id == c.id, model.attempts == c.attempts) for c in held)),
             )
-            .values(leased_until=now + self.lease, **self.queue.stamp(now))
+            .values(**values)
             .returning(model.id)
         )
         return set((await session.execute(statement)).scalars().all())

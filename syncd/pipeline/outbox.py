@@ -25,6 +25,7 @@ from syncd.domain.ids import CompanyId
 from syncd.domain.retry import GiveUp, RetryAfter, RetryPolicy, WaitForReconnect, decide
 from syncd.domain.tasks import TaskSpec
 from syncd.logs import get_logger
+from syncd.observability.instruments import TaskOutcome, record_task
 from syncd.pipeline.leases import OUTBOX, Leases
 from syncd.store.db import Database
 from syncd.store.models import OutboxTask, XeroConnection
@@ -35,6 +36,13 @@ log = get_logger("syncd.outbox")
 DEFAULT_LEASE = timedelta(minutes=5)
 RECONNECT_PARK = timedelta(minutes=10)
 UNFINISHED = ("pending", "running")
+# A failed attempt's new state, as the outcome metrics count it.
+_OUTCOME: dict[str, TaskOutcome] = {
+    "pending": "retry",
+    "parked": "parked",
+    "dead": "dead",
+    "lost": "lost",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -195,6 +203,7 @@ class ClaimedTask:
     order_key: str | None
     attempts: int
     max_attempts: int | None
+    created_at: datetime | None = None  # when it was enqueued (its latency is measured from)
 
 
 def _claimable(now: datetime) -> Any:
@@ -219,6 +228,11 @@ class Outbox:
         self.policy = policy or RetryPolicy()
         # Jitter spreads retries of tasks that failed together; seeded from the OS by default.
         self.rng = rng or random.Random()
+        # When each practice was last served by this outbox's claims (a turn counter): the least
+        # recently served come first, so a claim for fewer slots than practices with work rotates
+        # through them instead of always serving the practices with the oldest tasks.
+        self._served: dict[str, int] = {}
+        self._turn = 0
 
     @property
     def owner(self) -> str:
@@ -236,9 +250,11 @@ class Outbox:
         per_company: int = 1,
         skip_companies: frozenset[str] = frozenset(),
     ) -> list[ClaimedTask]:
-        """Up to `limit` due tasks, at most `per_company` from each practice (oldest first, so
-        one practice's backlog never starves another), never overtaking an unfinished earlier
-        task with the same order key."""
+        """Up to `limit` due tasks, at most `per_company` from each practice, the practices this
+        outbox served least recently first (then oldest task first), so neither one practice's
+        backlog nor a practice's older tasks starve another practice, even when there are fewer
+        free slots than practices with work; never overtaking an unfinished earlier task with the
+        same order key."""
         if limit <= 0:
             return []
         earlier = aliased(OutboxTask)
@@ -251,6 +267,7 @@ class Outbox:
         parked = select(XeroConnection.company_id).where(XeroConnection.needs_reconnect.is_(True))
         ranked = select(
             OutboxTask.id,
+            OutboxTask.company_id,
             func.row_number()
             .over(partition_by=OutboxTask.company_id, order_by=OutboxTask.id)
             .label("rank"),
@@ -262,22 +279,37 @@ class Outbox:
         if skip_companies:
             ranked = ranked.where(OutboxTask.company_id.not_in(list(skip_companies)))
         subquery = ranked.subquery()
-        candidates = (
-            select(subquery.c.id)
-            .where(subquery.c.rank <= per_company)
-            .order_by(subquery.c.rank, subquery.c.id)
-            .limit(limit)
+        # Each practice's first `per_company` candidates, all of them: the turns are taken in
+        # Python (_take_turns), by when this outbox last served each practice.
+        candidates = select(subquery.c.id, subquery.c.company_id, subquery.c.rank).where(
+            subquery.c.rank <= per_company
         )
         for _ in range(3):
-            claimed = await self._claim_once(candidates, now)
+            claimed = await self._claim_once(candidates, now, limit)
             if claimed is not None:
                 return claimed
         return []  # every candidate was taken by other workers three times: next tick
 
-    async def _claim_once(self, candidates: Any, now: datetime) -> list[ClaimedTask] | None:
+    def _take_turns(self, rows: list[Any], limit: int) -> list[int]:
+        """The ids of the first `limit` candidates by (rank, least recently served practice,
+        oldest task)."""
+        ordered = sorted(rows, key=lambda r: (r.rank, self._served.get(r.company_id, 0), r.id))
+        return [row.id for row in ordered[:limit]]
+
+    def _served_now(self, claimed: list[ClaimedTask], ids: list[int]) -> None:
+        """Stamp the claimed practices' turns in the order they were chosen (`ids`), so that
+        one claim's practices come round again in that order too."""
+        turn = {task_id: n for n, task_id in enumerate(ids)}
+        for task in sorted(claimed, key=lambda task: turn[task.id]):
+            self._turn += 1
+            self._served[task.company] = self._turn
+
+    async def _claim_once(
+        self, candidates: Any, now: datetime, limit: int
+    ) -> list[ClaimedTask] | None:
         """The candidates this worker could lock, or None when others locked them all first."""
         async with self.db.transaction() as session:
-            ids = list((await session.execute(candidates)).scalars().all())
+            ids = self._take_turns(list((await session.execute(candidates)).all()), limit)
             if not ids:
                 return []
             lockable = select(OutboxTask.id).where(OutboxTask.id.in_(ids), _claimable(now))
@@ -292,19 +324,25 @@ class Outbox:
                     order_key=row.order_key,
                     attempts=row.attempts,
                     max_attempts=row.max_attempts,
+                    created_at=row.created_at,
                 )
                 for row in rows
             ]
-        return sorted(claimed, key=lambda task: task.id) if claimed else None
+        if not claimed:
+            return None
+        self._served_now(claimed, ids)
+        return sorted(claimed, key=lambda task: task.id)
 
     async def complete(
         self, task: ClaimedTask, *, now: datetime, result: dict[str, Any] | None = None
     ) -> bool:
         """Mark done; False if the lease was lost meanwhile (another worker owns it now)."""
         async with self.db.transaction() as session:
-            return await self._finish(
+            finished = await self._finish(
                 session, task, state="done", now=now, result=result, last_error=None
             )
+        record_task(task.kind, "done" if finished else "lost", enqueued_at=task.created_at, now=now)
+        return finished
 
     async def extend(self, task: ClaimedTask, *, now: datetime) -> bool:
         """Renew a running task's lease; False if it was lost (another worker owns it now)."""
@@ -320,6 +358,13 @@ class Outbox:
     async def fail(self, task: ClaimedTask, error: BaseException, *, now: datetime) -> str:
         """Apply the retry policy; returns the task's new state (pending, dead or parked), or
         "lost" when the lease was lost meanwhile (the new owner's attempt decides)."""
+        state = await self._settle_failure(task, error, now=now)
+        record_task(task.kind, _OUTCOME[state], enqueued_at=task.created_at, now=now)
+        return state
+
+    async def _settle_failure(
+        self, task: ClaimedTask, error: BaseException, *, now: datetime
+    ) -> str:
         decision = decide(
             _policy_for(self.policy, task),
             attempt=task.attempts,

@@ -10,9 +10,11 @@ mappings change through their repositories. `dry_run` proposes only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
+
+from sqlalchemy import Row
 
 from reconcilers import Action, Finding, Kind, reconcile
 from reconcilers.snapshots import (
@@ -28,9 +30,10 @@ from reconcilers.snapshots import (
     XeroStaff,
 )
 from syncd.clock import Clock
+from syncd.crm.port import CrmPerson as Person
 from syncd.crm.port import CrmPort
 from syncd.domain.ids import CompanyId, new_id
-from syncd.domain.statuses import StatusClass
+from syncd.domain.statuses import StatusClass, StatusMapping
 from syncd.domain.sync_settings import Practice, SyncSettings
 from syncd.domain.tasks import TaskSpec, create_job, request_order, set_job_state
 from syncd.logs import get_logger
@@ -38,14 +41,14 @@ from syncd.pipeline.inbound import apply_crm_status
 from syncd.pipeline.outbox import TaskRepository, enqueue, new_task
 from syncd.pipeline.poller import JobCache, Observation, observe
 from syncd.pipeline.worker import TaskContext
+from syncd.store import snapshot_rows
 from syncd.store.db import Database
 from syncd.store.links import JobLinkRepository
 from syncd.store.mappings import (
     ContactMappingRepository,
-    ServiceMappingRepository,
     StaffMappingRepository,
 )
-from syncd.store.models import OutboxTask, ReconciliationFinding, ReconciliationRun
+from syncd.store.models import JobLink, ReconciliationFinding, ReconciliationRun
 from syncd.store.reports import FindingRepository, RunRepository
 from syncd.store.settings import SettingsRepository
 from syncd.xero.audit import call_scope
@@ -97,12 +100,37 @@ async def queue_run(
     dry_run: bool,
     by: str | None,
     now: datetime,
-    key: str | None = None,
 ) -> ReconciliationRun:
     """Record a queued run and the task that will carry it out (one transaction)."""
+    run = await _queue(db, company, trigger=trigger, dry_run=dry_run, by=by, now=now, key=None)
+    assert run is not None  # a key of its own run id is new
+    return run
+
+
+async def queue_scheduled_run(db: Database, company: CompanyId, *, now: datetime, key: str) -> bool:
+    """Queue the practice's scheduled run for the interval `key` names, unless a scheduler in
+    another process already did: False then, and nothing written (the run row is added only with
+    its task, so no run is left queued without one)."""
+    queued = await _queue(db, company, trigger="schedule", dry_run=False, by=None, now=now, key=key)
+    return queued is not None
+
+
+async def _queue(
+    db: Database,
+    company: CompanyId,
+    *,
+    trigger: str,
+    dry_run: bool,
+    by: str | None,
+    now: datetime,
+    key: str | None,
+) -> ReconciliationRun | None:
     run_id = new_id()
     async with db.transaction() as session:
-        run = await RunRepository(session).add(
+        spec = reconcile_task(company, run_id=run_id, key=key or f"reconcile:{company}:{run_id}")
+        if await enqueue(session, new_task(company, spec), now=now) is None:
+            return None
+        return await RunRepository(session).add(
             company=company,
             run=ReconciliationRun(
                 id=run_id,
@@ -114,9 +142,6 @@ async def queue_run(
                 started_at=now,
             ),
         )
-        spec = reconcile_task(company, run_id=run_id, key=key or f"reconcile:{company}:{run_id}")
-        await enqueue(session, new_task(company, spec), now=now)
-    return run
 
 
 class Reconciler:
@@ -194,62 +219,27 @@ class Reconciler:
 
     async def _snapshot(self, company: CompanyId, practice: Practice, report: Progress) -> Snapshot:
         report("reading the CRM", 1, 6)
-        requests = await self.crm.list_requests(company=company)
-        clients = await self.crm.list_clients(company=company)
-        accountants = await self.crm.list_accountants(company=company)
-        services = await self.crm.list_services(company=company)
-        async with self.db.transaction() as session:
-            links = await JobLinkRepository(session).list(company=company)
-            contact_map = await ContactMappingRepository(session).list(company=company)
-            staff_map = await StaffMappingRepository(session).list(company=company)
-            service_map = await ServiceMappingRepository(session).list(company=company)
-            busy = await TaskRepository(session).page(
-                company=company, states=["pending", "running"], limit=100_000
-            )
-        report("listing Xero jobs", 2, 6)
-        # A job the listing leaves out (closed, on XPM) stands as its link last saw it; where
-        # its request is open again, what Xero has now matters: it is fetched.
+        crm = await read_crm(self.crm, company)
         mapping = practice.mapping
-        reopened = {r.request_id for r in requests if mapping.crm_class(r.status) is OPEN}
-        verify = frozenset(
-            link.xero_job_id
-            for link in links
-            if link.xero_job_id is not None
-            and link.request_id in reopened
-            and mapping.xero_class(link.xero_status_seen or "") is StatusClass.CLOSED
-        )
+        store = await read_store(self.db, company, mapping=mapping, requests=crm.requests)
+        report("listing Xero jobs", 2, 6)
         seen: Observation | None = None
-        if self.cache is not None and not verify:
-            changed_at = max((link.updated_at for link in links), default=None)
-            seen = self.cache.fresh(company, links_changed_at=changed_at)
+        if self.cache is not None and not store.verify:
+            seen = self.cache.fresh(company, links_changed_at=store.changed_at)
         if seen is None:
-            seen = await observe(self.backends, company, practice, links, verify=verify)
+            # observe() reads only the link attributes the rows carry (LINK_COLUMNS).
+            rows = cast("list[JobLink]", store.unlisted)
+            seen = await observe(self.backends, company, practice, rows, verify=store.verify)
         report("listing Xero contacts and staff", 3, 6)
         backend = self.backends.of(practice.backend)
         contacts = await backend.clients(company, include_archived=True)
         staff = await backend.staff(company)
         capabilities = practice.capabilities
         return Snapshot(
-            requests=[
-                CrmRequest(
-                    request_id=r.request_id,
-                    client_id=r.client_id,
-                    service_id=r.service_id,
-                    accountant_id=r.accountant_id,
-                    status=r.status,
-                    updated_at=r.updated_at,
-                )
-                for r in requests
-            ],
-            clients=[
-                CrmPerson(person_id=c.user_id, name=c.full_name, email=c.email, active=c.is_active)
-                for c in clients
-            ],
-            accountants=[
-                CrmPerson(person_id=a.user_id, name=a.full_name, email=a.email, active=a.is_active)
-                for a in accountants
-            ],
-            services=[CrmService(service_id=s.service_id, name=s.name) for s in services],
+            requests=crm.requests,
+            clients=crm.clients,
+            accountants=crm.accountants,
+            services=crm.services,
             jobs=[
                 XeroJob(job_id=j.job_id, contact_id=j.client_id, name=j.name, status=j.state)
                 for j in seen.jobs.values()
@@ -259,30 +249,15 @@ class Reconciler:
                 for c in contacts
             ],
             staff=[XeroStaff(staff_id=u.staff_id, name=u.name, email=u.email) for u in staff],
-            links=[
-                Link(
-                    request_id=link.request_id,
-                    job_id=link.xero_job_id,
-                    crm_seen=link.crm_status_seen,
-                    xero_seen=link.xero_status_seen,
-                    xero_written=link.xero_status_written,
-                    deleted=link.state == "missing"
-                    or (link.xero_job_id is not None and link.xero_job_id in seen.deleted),
-                )
-                for link in links
-            ],
-            mappings=Mappings(
-                contacts={m.crm_client_id: m.xero_contact_id for m in contact_map},
-                staff={m.crm_user_id: m.xero_staff_id for m in staff_map},
-                services={m.crm_service_id: m.xero_template_id for m in service_map},
-            ),
-            busy_requests=frozenset(_busy(busy[0])),
+            links=_mark_deleted(store.links, seen.deleted),
+            mappings=store.mappings,
+            busy_requests=frozenset(store.busy),
             capabilities=Capabilities(
                 templates=capabilities.templates,
                 staff=True,
                 lists_closed_jobs=capabilities.lists_closed_jobs,
             ),
-            status_mapping=practice.mapping,
+            status_mapping=mapping,
             conflict_policy=practice.settings.conflict_policy,
         )
 
@@ -499,14 +474,6 @@ def _quiet(step: str, done: int, total: int) -> None:
     return None
 
 
-def _busy(tasks: list[OutboxTask]) -> set[str]:
-    return {
-        task.order_key.removeprefix("request:")
-        for task in tasks
-        if task.order_key and task.order_key.startswith("request:")
-    }
-
-
 def _recreate(request_id: str, run_id: str) -> TaskSpec:
     spec = create_job(request_id)
     return TaskSpec(
@@ -515,3 +482,109 @@ def _recreate(request_id: str, run_id: str) -> TaskSpec:
         order_key=request_order(request_id),
         payload=spec.payload,
     )
+
+
+@dataclass(slots=True)
+class CrmSide:
+    requests: list[CrmRequest]
+    clients: list[CrmPerson]
+    accountants: list[CrmPerson]
+    services: list[CrmService]
+
+
+async def read_crm(crm: CrmPort, company: CompanyId) -> CrmSide:
+    """The CRM's side of a snapshot. Each list the port returns is dropped once turned into
+    snapshot values, so at most one is held twice."""
+    requests = [
+        CrmRequest(
+            request_id=r.request_id,
+            client_id=r.client_id,
+            service_id=r.service_id,
+            accountant_id=r.accountant_id,
+            status=r.status,
+            updated_at=r.updated_at,
+        )
+        for r in await crm.list_requests(company=company)
+    ]
+    clients = _people(await crm.list_clients(company=company))
+    accountants = _people(await crm.list_accountants(company=company))
+    services = [
+        CrmService(service_id=s.service_id, name=s.name)
+        for s in await crm.list_services(company=company)
+    ]
+    return CrmSide(requests, clients, accountants, services)
+
+
+def _people(people: list[Person]) -> list[CrmPerson]:
+    return [
+        CrmPerson(person_id=p.user_id, name=p.full_name, email=p.email, active=p.is_active)
+        for p in people
+    ]
+
+
+@dataclass(slots=True)
+class StoreSide:
+    links: list[Link]  # `deleted` as syncd last recorded it
+    mappings: Mappings
+    busy: set[str]
+    verify: frozenset[str]  # jobs last seen closed whose request is open again
+    changed_at: datetime | None  # the last change to any link
+    unlisted: list[Row[Any]]  # the link rows whose jobs the Xero listing may leave out
+
+
+async def read_store(
+    db: Database, company: CompanyId, *, mapping: StatusMapping, requests: list[CrmRequest]
+) -> StoreSide:
+    """syncd's side of a snapshot: links, mappings and busy requests, streamed as plain rows
+    (syncd.store.snapshot_rows) and turned into snapshot values batch by batch."""
+    reopened = {r.request_id for r in requests if mapping.crm_class(r.status) is OPEN}
+    links: list[Link] = []
+    unlisted: list[Row[Any]] = []
+    verify: set[str] = set()
+    changed_at: datetime | None = None
+    async with db.transaction() as session:
+        async for rows in snapshot_rows.link_batches(session, company=company):
+            for row in rows:
+                job_id = row.xero_job_id
+                links.append(
+                    Link(
+                        request_id=row.request_id,
+                        job_id=job_id,
+                        crm_seen=row.crm_status_seen,
+                        xero_seen=row.xero_status_seen,
+                        xero_written=row.xero_status_written,
+                        deleted=row.state == "missing",
+                    )
+                )
+                if changed_at is None or row.updated_at > changed_at:
+                    changed_at = row.updated_at
+                if job_id is None:
+                    continue
+                if row.state != "missing":
+                    unlisted.append(row)
+                # A job the listing leaves out (closed, on XPM) stands as its link last saw
+                # it; where its request is open again, what Xero has now matters.
+                if (
+                    row.request_id in reopened
+                    and mapping.xero_class(row.xero_status_seen or "") is StatusClass.CLOSED
+                ):
+                    verify.add(job_id)
+        mappings = Mappings(
+            contacts=await snapshot_rows.contact_map(session, company=company),
+            staff=await snapshot_rows.staff_map(session, company=company),
+            services=await snapshot_rows.service_map(session, company=company),
+        )
+        busy = await snapshot_rows.busy_requests(session, company=company)
+    return StoreSide(links, mappings, busy, frozenset(verify), changed_at, unlisted)
+
+
+def _mark_deleted(links: list[Link], deleted: set[str]) -> list[Link]:
+    """The links whose jobs the look at Xero found deleted, marked so."""
+    if not deleted:
+        return links
+    return [
+        replace(link, deleted=True)
+        if link.job_id is not None and link.job_id in deleted and not link.deleted
+        else link
+        for link in links
+    ]

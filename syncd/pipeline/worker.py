@@ -11,10 +11,11 @@ leased (a heartbeat renews it) until it is settled; see syncd.pipeline.leases.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,20 @@ class TaskContext:
 
 
 TaskHandler = Callable[[TaskContext], Awaitable[dict[str, Any] | None]]
+
+# After the grace period, how long (real seconds) cancelled work gets to unwind before its claims
+# are handed back regardless (the hand-back is owner-checked, so a late settle is harmless).
+CANCEL_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Drained:
+    """What a stopping worker did with the work it held: `finished` tasks and events ended
+    during the grace period; `handed_back` were released for another worker to claim at once."""
+
+    finished: int
+    handed_back: int
+    seconds: float
 
 
 def worker_id() -> str:
@@ -81,6 +96,12 @@ class Worker:
         self._closing = False
         self._background: set[asyncio.Task[None]] = set()
         self._inbox_busy = asyncio.Lock()
+        # What is claimed and not yet settled, to hand back if the worker stops first.
+        self._claims: dict[asyncio.Task[None], ClaimedTask] = {}
+        self._events: dict[int, ClaimedEvent] = {}
+        self._inbox_batch: asyncio.Task[list[BaseException | None]] | None = None
+        self._finished_draining = 0
+        self._drained: Drained | None = None
 
     # -- outbox ------------------------------------------------------------------------------
 
@@ -112,6 +133,7 @@ class Worker:
             for task in claimed:
                 runner = asyncio.create_task(self._run(task), name=f"task-{task.id}")
                 self._running[runner] = task.company
+                self._claims[runner] = task
                 runner.add_done_callback(self._finished)
                 started += 1
         return started
@@ -120,7 +142,10 @@ class Worker:
         """A slot came free: claim again now rather than at the next scheduler tick, so a
         backlog drains at the speed of Xero, not of the tick."""
         self._running.pop(runner, None)
+        self._claims.pop(runner, None)
         if self._closing:
+            if not runner.cancelled():
+                self._finished_draining += 1
             return
         if self._claiming.locked():
             self._claim_again = True  # the claim in progress loops once more
@@ -181,13 +206,14 @@ class Worker:
         leased (renewed) until each event is settled, so an event waiting behind a slow one (the
         rate governor holding its practice) is not taken over by another worker.
         """
-        if self.inbound is None or self._inbox_busy.locked():
+        if self.inbound is None or self._closing or self._inbox_busy.locked():
             return 0
         async with self._inbox_busy:
             now = self.clock.now()
             events = await self.inbox.claim(now=now, limit=self.inbox_batch)
             if not events:
                 return 0
+            self._events.update((event.id, event) for event in events)
             by_tenant: dict[str, list[ClaimedEvent]] = {}
             for event in events:
                 by_tenant.setdefault(event.tenant_id, []).append(event)
@@ -195,14 +221,26 @@ class Worker:
                 self.inbox.leases, self.clock, events, since=now, poll=self.heartbeat_seconds
             ) as held:
                 # Every practice's events finish (or stay leased) before the heartbeat stops.
-                outcomes = await asyncio.gather(
-                    *(self._handle_all(batch, held) for batch in by_tenant.values()),
-                    return_exceptions=True,
+                # The batch is the worker's own task, so a drain past its grace period can
+                # cancel it without cancelling the scheduler job that called this.
+                batch = asyncio.create_task(
+                    self._handle_practices(by_tenant.values(), held), name="inbox-batch"
                 )
-            for outcome in outcomes:
+                self._inbox_batch = batch
+                await asyncio.wait({batch})
+            if batch.cancelled():  # stopped by a drain, which hands the events back
+                return len(events)
+            for outcome in batch.result():
                 if isinstance(outcome, BaseException):
                     raise outcome
             return len(events)
+
+    async def _handle_practices(
+        self, practices: Iterable[list[ClaimedEvent]], held: Heartbeat
+    ) -> list[BaseException | None]:
+        return await asyncio.gather(
+            *(self._handle_all(events, held) for events in practices), return_exceptions=True
+        )
 
     async def _handle_all(self, events: list[ClaimedEvent], held: Heartbeat) -> None:
         for event in events:
@@ -210,8 +248,11 @@ class Worker:
 
     async def _handle(self, event: ClaimedEvent, held: Heartbeat) -> None:
         assert self.inbound is not None
+        if self._closing:  # stopping: not started, so handed back (in order) for another worker
+            return
         if held.lost(event):  # taken over while it waited its turn: the new holder applies it
             log.warning("inbox.lease_lost", inbox_event=event.id)
+            self._events.pop(event.id, None)
             return
         try:
             outcome = await self.inbound.handle(event)
@@ -220,21 +261,29 @@ class Worker:
                 log.exception("inbound.crashed", inbox_event=event.id)
             held.release(event)
             await self.inbox.fail(event, exc, now=self.clock.now())
-            return
-        held.release(event)
-        await self.inbox.settle(
-            event,
-            state=outcome.state,
-            result=outcome.result,
-            now=self.clock.now(),
-            company=outcome.company,
-        )
+        else:
+            held.release(event)
+            await self.inbox.settle(
+                event,
+                state=outcome.state,
+                result=outcome.result,
+                now=self.clock.now(),
+                company=outcome.company,
+            )
+        self._events.pop(event.id, None)
+        if self.stopping:  # (it may have begun while the event was handled)
+            self._finished_draining += 1
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property
     def in_flight(self) -> int:
         return len(self._running)
+
+    @property
+    def stopping(self) -> bool:
+        """True once a drain (or close) began: nothing more is claimed."""
+        return self._closing
 
     async def settle(self) -> None:
         """Until no task runs and no refill is under way, claiming nothing of its own: the
@@ -255,9 +304,61 @@ class Worker:
         raise RuntimeError("the worker did not become idle")
 
     async def close(self, *, grace: float = 20.0) -> None:
-        """Let running tasks finish (bounded); unfinished ones are retried after their lease."""
+        """Stop as `drain` does (once; closing again does nothing)."""
+        await self.drain(grace=grace)
+
+    async def drain(self, *, grace: float) -> Drained:
+        """Stop claiming at once; let the tasks and events in progress finish for up to `grace`
+        real seconds (events claimed but not started are not started); then cancel what still
+        runs and hand every unsettled claim back, due now, so another worker takes it over at
+        once instead of after its lease (docs/scale-out.md)."""
+        if self._drained is not None:
+            return self._drained
         self._closing = True
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=grace)
-        if self._running:
-            await asyncio.wait(set(self._running), timeout=grace)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        deadline = began + grace
+        while (busy := self._busy()) and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(busy, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        tasks = list(self._claims.values())
+        if busy := self._busy():
+            for work in busy:
+                work.cancel()
+            await asyncio.wait(busy, timeout=CANCEL_SECONDS)
+        # An inbox claim that was under way when the drain began has ended (its events, not
+        # started, are among those to hand back).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CANCEL_SECONDS), self._inbox_busy:
+                pass
+        handed_back = await self._hand_back(tasks, list(self._events.values()))
+        self._events.clear()
+        self._drained = Drained(
+            finished=self._finished_draining,
+            handed_back=handed_back,
+            seconds=round(loop.time() - began, 3),
+        )
+        return self._drained
+
+    def _busy(self) -> set[asyncio.Task[Any]]:
+        busy: set[asyncio.Task[Any]] = {*self._running, *self._background}
+        if self._inbox_batch is not None and not self._inbox_batch.done():
+            busy.add(self._inbox_batch)
+        return busy
+
+    async def _hand_back(self, tasks: list[ClaimedTask], events: list[ClaimedEvent]) -> int:
+        """Release the claims (owner-checked: what was settled meanwhile stays as it is)."""
+        now = self.clock.now()
+        handed = 0
+        for leases, claims in ((self.outbox.leases, tasks), (self.inbox.leases, events)):
+            if not claims:
+                continue
+            try:
+                async with leases.db.transaction() as session:
+                    ids = await leases.hand_back(session, claims, now=now)
+            except Exception:  # the leases expire instead; another worker takes over then
+                log.exception("worker.hand_back_failed", queue=leases.queue.name)
+                continue
+            handed += len(ids)
+            if ids:
+                log.info("worker.handed_back", queue=leases.queue.name, ids=sorted(ids))
+        return handed

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import structlog
 import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncd.clock import Clock, ScaledClock
 from syncd.sandbox.app import create_sandbox_app
@@ -59,11 +60,43 @@ def build_state(
     return state
 
 
-def build_server(state: SandboxState, *, port: int, host: str = "127.0.0.1") -> uvicorn.Server:
+def build_server(
+    state: SandboxState, *, port: int, host: str = "127.0.0.1", request_log: bool = False
+) -> uvicorn.Server:
+    app: ASGIApp = create_sandbox_app(state)
     config = uvicorn.Config(
-        create_sandbox_app(state), host=host, port=port, lifespan="off", log_level="warning"
+        RequestLog(app) if request_log else app,
+        host=host,
+        port=port,
+        lifespan="off",
+        log_level="warning",
     )
     return uvicorn.Server(config)
+
+
+class RequestLog:
+    """One log line per answered request (method, path, status), for someone watching
+    `syncd sandbox` in a terminal: uvicorn's own access log is silenced by syncd's logging."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def sent(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sent)
+        finally:
+            log.info("sandbox.request", method=scope["method"], path=scope["path"], status=status)
 
 
 async def serve(
@@ -98,8 +131,7 @@ async def _flush_forever(dispatcher: WebhookDispatcher, seconds: float) -> None:
 
 
 def main(
-    port: int,
-    host: str = "127.0.0.1",
+    sock: socket.socket,
     *,
     client_id: str | None = None,
     client_secret: str | None = None,
@@ -111,7 +143,8 @@ def main(
     seed: int = 0,
     flush_seconds: float = FLUSH_SECONDS,
 ) -> None:
-    """Serve the sandbox until interrupted. `time_scale` > 1 runs the sandbox's clock faster
+    """Serve the sandbox on `sock` (listening) until interrupted, logging each request.
+    `time_scale` > 1 runs the sandbox's clock faster
     (rate windows, token lifetimes, the webhooks' 24 hours of retries): 60 makes a minute pass
     in a second. Queued webhooks are sent every `flush_seconds` of real time."""
     state = build_state(
@@ -124,14 +157,14 @@ def main(
         clock=ScaledClock(time_scale) if time_scale != 1.0 else None,
         seed=seed,
     )
-    server = build_server(state, port=port, host=host)
-    asyncio.run(serve(state, server, flush_seconds=flush_seconds))
+    host, port = sock.getsockname()[:2]
+    server = build_server(state, port=port, host=host, request_log=True)
+    asyncio.run(serve(state, server, sockets=[sock], flush_seconds=flush_seconds))
 
 
 def serve_sandbox(
     *,
-    host: str,
-    port: int,
+    sock: socket.socket,
     client_id: str | None,
     client_secret: str | None = None,
     redirect_uris: Sequence[str] | None = None,
@@ -143,8 +176,7 @@ def serve_sandbox(
     """`main` with the CLI's argument names; None means the default (syncd's callback URI and
     webhook ingress, one "Demo Practice" organisation)."""
     main(
-        port,
-        host,
+        sock,
         client_id=client_id,
         client_secret=client_secret,
         redirect_uris=redirect_uris or (DEFAULT_REDIRECT_URI,),

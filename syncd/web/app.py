@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncd.logs import get_logger
+from syncd.observability.instruments import configure as configure_metrics
 from syncd.scheduler import SchedulerRunner
 from syncd.services import Services, open_services
 from syncd.settings import Settings
@@ -22,6 +23,7 @@ from syncd.web import (
     connection,
     crm_events,
     health,
+    metrics,
     pages,
     practice_api,
     reconcile,
@@ -40,6 +42,7 @@ def all_routes() -> list[BaseRoute]:
     return [
         *webhook.routes,
         *health.routes,
+        *metrics.routes,
         *connection.routes,
         *crm_events.routes,
         *synclog.routes,
@@ -118,7 +121,11 @@ def create_app(
             with_scheduler = (
                 settings.runs_embedded_scheduler if run_scheduler is None else run_scheduler
             )
-            runner = SchedulerRunner(active) if with_scheduler else None
+            runner = (
+                SchedulerRunner(active, shutdown_grace=settings.shutdown_grace_seconds)
+                if with_scheduler
+                else None
+            )
             if runner is not None:
                 runner.start()
             # Everything built so far lives as long as the process: moving it out of the
@@ -133,6 +140,9 @@ def create_app(
                     await runner.stop()
                 log.info("web.stopped")
 
+    # Where this process's counters live, before it counts anything (a bad directory stops
+    # `syncd serve` here with one line).
+    configure_metrics(settings.metrics_multiproc_dir)
     app = Starlette(
         routes=all_routes(),
         lifespan=lifespan,

@@ -23,7 +23,9 @@ from syncd.web.errors import ApiError
 
 LEEWAY = timedelta(seconds=30)
 
-Access = Literal["public", "admin", "oauth-state", "xero-signature", "crm-signature", "session"]
+Access = Literal[
+    "public", "admin", "oauth-state", "xero-signature", "crm-signature", "session", "metrics-token"
+]
 Endpoint = Callable[[Request], Awaitable[Response]]
 E = TypeVar("E", bound=Callable[..., object])
 

@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from syncd.crm.events import EventInvalid, EventRejected, parse, secret_key, verify
+from syncd.observability.instruments import record_webhook
 from syncd.pipeline.intake import take
 from syncd.web.auth import access
 from syncd.web.context import services_of
@@ -23,6 +24,7 @@ async def receive(request: Request) -> JSONResponse:
     services = services_of(request)
     secret = services.settings.crm_webhook_secret
     if secret is None or services.crm is None:
+        record_webhook("crm", "not_configured")
         raise ApiError(503, "CRM events are not configured (SYNCD_CRM_WEBHOOK_SECRET, CRM)")
     body = await read_limited(request, MAX_JSON_BODY)
     headers = request.headers
@@ -36,6 +38,7 @@ async def receive(request: Request) -> JSONResponse:
             now=services.clock.now(),
         )
     except EventRejected as exc:
+        record_webhook("crm", "bad_signature")
         raise ApiError(401, str(exc)) from None
     try:
         event = parse(body)
@@ -47,7 +50,9 @@ async def receive(request: Request) -> JSONResponse:
             webhook_id=str(headers.get("webhook-id")),
         )
     except EventInvalid as exc:
+        record_webhook("crm", "invalid")
         raise ApiError(422, str(exc)) from None
+    record_webhook("crm", "duplicate" if intake.duplicate else "accepted")
     return JSONResponse(
         {
             "accepted": not intake.duplicate,

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from syncd.logs import get_logger
+from syncd.observability.instruments import record_webhook
 from syncd.pipeline.inbox import event_row, quarantine_row
 from syncd.services import Services
 from syncd.settings import Settings
@@ -82,6 +83,7 @@ class WebhookIngress:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
+            record_webhook("xero", "method_not_allowed")
             await _answer(send, 405, allow="POST")
             return
         services: Services = scope["app"].state.services
@@ -101,10 +103,12 @@ class WebhookIngress:
             body = await _read_body(receive, limit)
         except TooLarge:
             log.warning("webhook.too_large", limit=limit)
+            record_webhook("xero", "too_large")
             await _answer(send, 413)
             return
         if not verify(body, signatures, self._keys_of(settings)):
             log.warning("webhook.bad_signature", size=len(body))
+            record_webhook("xero", "bad_signature")
             await _answer(send, 401)
             return
         now = services.clock.now()
@@ -112,10 +116,12 @@ class WebhookIngress:
             delivery = parse(body)
         except MalformedPayload as exc:
             log.warning("webhook.quarantined", reason=str(exc), size=len(body))
-            rows = [quarantine_row(body, str(exc), received_at=now)]
+            outcome, rows = "quarantined", [quarantine_row(body, str(exc), received_at=now)]
         else:
+            outcome = "accepted"
             rows = [event_row(e, source="webhook", received_at=now) for e in delivery.events]
         await services.inbox_writer.write(rows)
+        record_webhook("xero", outcome)
         await _answer(send, 200)
 
 

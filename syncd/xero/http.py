@@ -30,6 +30,7 @@ from syncd.domain.errors import (
     TransientError,
 )
 from syncd.domain.ids import CompanyId
+from syncd.observability.instruments import record_xero_call
 from syncd.xero import xml
 from syncd.xero.audit import CallAudit, CallRecord
 from syncd.xero.governor import RateGovernor, parse_retry_after
@@ -343,6 +344,7 @@ class XeroHttp:
         error: str | None,
     ) -> None:
         headers = response.headers if response is not None else httpx.Headers()
+        record_xero_call(method, path, status)
         await self.audit.record(
             CallRecord(
                 company=company,

@@ -21,6 +21,7 @@ from syncd.domain.errors import NeedsReconnect
 from syncd.domain.ids import CompanyId
 from syncd.locks import KeyedLocks
 from syncd.logs import get_logger
+from syncd.observability.instruments import TokenOutcome, record_token_refresh
 from syncd.store.connections import ConnectionRepository, GrantRepository
 from syncd.store.db import Database
 from syncd.store.models import OAuthGrant
@@ -104,8 +105,12 @@ class TokenManager:
                     return await self._refresh_row_locked(company, stale)
                 return await self._refresh_versioned(company, stale)
             except InvalidGrant:
+                record_token_refresh("invalid_grant")
                 # Outside the refresh transaction: on PostgreSQL it held the grant's row lock.
                 await self._mark_needs_reconnect(company, "Xero refused the refresh token")
+                raise
+            except Exception:
+                record_token_refresh("failed")
                 raise
 
     async def _refresh_row_locked(self, company: CompanyId, stale: str) -> Credentials:
@@ -161,6 +166,7 @@ class TokenManager:
 
     async def _call_refresh(self, company: CompanyId, grant: OAuthGrant) -> TokenSet:
         now = self.clock.now()
+        outcome: TokenOutcome = "refreshed"
         try:
             tokens = await self.identity.refresh(
                 self.vault.decrypt(grant.refresh_token_enc), company=company
@@ -171,8 +177,10 @@ class TokenManager:
             if previous is None or until is None or until <= now:
                 raise
             log.warning("token.refresh_with_previous", company=company)
+            outcome = "refreshed_with_previous"
             tokens = await self.identity.refresh(self.vault.decrypt(previous), company=company)
         log.info("token.refreshed", company=company, grant=grant.id)
+        record_token_refresh(outcome)
         return tokens
 
     def _store(self, grant: OAuthGrant, tokens: TokenSet) -> None:

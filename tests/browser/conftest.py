@@ -1,7 +1,8 @@
 """Browser fixtures: syncd served for real over HTTP by uvicorn (on the harness's services and
-SQLite), one headless Debian Chromium driven by Playwright, and a `Console` tab that signs in
-through the CRM hand-off (coming from the CRM, as its link does), checks each page's basic
-accessibility and that the Content-Security-Policy blocked nothing, and screenshots it.
+SQLite), one headless Chromium (Debian's, else Playwright's in the venv: see chromium.py) driven by
+Playwright, and a `Console` tab that signs in through the CRM hand-off (coming from the CRM, as its
+link does), checks each page's basic accessibility and that the Content-Security-Policy blocked
+nothing, and screenshots it.
 
 Playwright's objects belong to the event loop that made them, so the browser tests and their
 async fixtures run in the session's loop (one browser launch per run, not per test).
@@ -36,6 +37,7 @@ from syncd.settings import DEFAULT_SCOPES
 from syncd.store.db import Database
 from syncd.web.app import create_app
 from syncd.web.auth import Role, mint_token
+from tests.browser.chromium import MISSING, find_chromium
 from tests.harness import Harness, harness
 
 A = CompanyId("company-a")
@@ -50,7 +52,6 @@ XPM_SCOPES = (
 # Where the CRM lives (SYNCD_CRM_URL): its links arrive with this Referer.
 CRM = "http://crm.test"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
 # This machine has no network but loopback: keep Chromium from reaching out.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -63,6 +64,13 @@ CHROMIUM_ARGS = [
 # A node of an ARIA snapshot, `role "accessible name" [state]`: the name must not be empty.
 NAMED = re.compile(r'^[\w-]+ "[^"]+"')
 CONTROLS = "input:not([type=hidden]), select, textarea, button"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without a Chromium, stop before any test runs with one line saying how to get one
+    (rather than one Playwright traceback per browser test)."""
+    if any(item.get_closest_marker("browser") for item in items) and find_chromium() is None:
+        raise pytest.UsageError(MISSING)
 
 
 def named(snapshot: str) -> bool:
@@ -130,10 +138,12 @@ async def base_url(h: Harness) -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    """Debian's Chromium, headless (never a downloaded browser)."""
+    """Debian's Chromium (or Playwright's in the venv), headless; found at collection."""
+    executable = find_chromium()
+    assert executable is not None, MISSING  # checked at collection already
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            executable_path=executable, args=CHROMIUM_ARGS, headless=True
         )
         try:
             yield chromium

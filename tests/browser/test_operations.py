@@ -157,8 +157,11 @@ async def test_a_finding_is_healed_from_its_report(
     await console.visited("reconciliations")
     await page.get_by_role("row").nth(1).get_by_role("link").click()
     section = page.get_by_role("region", name="Job missing in xero (1)")
-    finding = section.get_by_role("row").filter(has_text=w.request)
+    # The request by its client and service (its id is the hover title), not a UUID.
+    finding = section.get_by_role("row").filter(has_text="Request: Olivia Chen — Tax Return")
     await expect(finding.get_by_role("cell", name="open", exact=True)).to_be_visible()
+    await expect(finding.get_by_title(w.request).first).to_be_visible()
+    await expect(finding).not_to_contain_text(w.request)
     await console.visited("report")
 
     await finding.get_by_role("button", name="Heal now").click()

@@ -43,7 +43,11 @@ def test_demo_tells_the_story_twice(tmp_path: Path) -> None:
         for practice in (xpm, projects):
             assert practice["statuses_applied"] == {"xero_to_crm": 1, "crm_to_xero": 1}
         assert sorted(j["job_number"] for j in xpm["jobs"]) == ["J000001", "J000002", "J000003"]
-        assert all(j["template"] and j["manager"] for j in xpm["jobs"])
+        assert all(j["template"] for j in xpm["jobs"])
+        # Jobs go to the two accountants in turn; the second is listed in XPM under a work
+        # address (only the name matches), so the demo maps the first alone (two jobs) and the
+        # second's job has no manager until an admin accepts the suggestion in the console.
+        assert sorted(bool(j["manager"]) for j in xpm["jobs"]) == [False, True, True]
         assert all(j["job_number"].startswith("PRJ-") for j in projects["jobs"])
         assert "syncd token" in summary["endpoints"]["token"]
     assert sorted(p.name for p in tmp_path.glob("*.db")) == ["crm-demo.db", "syncd-demo.db"]

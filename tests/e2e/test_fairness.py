@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -33,7 +34,7 @@ from syncd.crm.memory import MemoryCrm
 from syncd.domain.ids import CompanyId
 from syncd.domain.tasks import create_job
 from syncd.pipeline.changefeed import ChangeFeed
-from syncd.pipeline.outbox import TaskRepository, enqueue, new_task
+from syncd.pipeline.outbox import NewTask, Outbox, TaskRepository, enqueue, new_task
 from syncd.sandbox.checks import (
     count_429,
     duplicate_projects,
@@ -218,6 +219,7 @@ async def task_state(h: Harness, company: CompanyId, key: str) -> str | None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 async def test_backlogs_stay_within_limits_and_a_newcomer_is_served_in_one_round(
     db: Database, fernet_key: str
 ) -> None:
@@ -298,3 +300,70 @@ async def test_backlogs_stay_within_limits_and_a_newcomer_is_served_in_one_round
     # The concurrency limit was reached, not merely kept (the minute's was, before the newcomer).
     for p in busy:
         assert max_concurrency(ledger, p.tenant) == CONCURRENT
+
+
+async def test_claims_for_fewer_slots_than_practices_take_turns(db: Database) -> None:
+    """Five practices with ten due tasks each and a worker with two free slots at a time: ten
+    claims serve every practice twice, not the two practices with the oldest tasks ten times."""
+    companies = [CompanyId(f"company-{letter}") for letter in "vwxyz"]
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    async with db.transaction() as session:
+        for company in companies:
+            for n in range(10):
+                due = NewTask(company=company, kind="k", key=f"t{n}")
+                assert await enqueue(session, due, now=now) is not None
+    outbox = Outbox(db, owner="w1")
+    served: Counter[str] = Counter()
+    for _ in range(5):
+        claimed = await outbox.claim(now=now, limit=2, per_company=1)
+        assert len(claimed) == 2
+        for task in claimed:
+            served[task.company] += 1
+            assert await outbox.complete(task, now=now)
+    assert served == dict.fromkeys(companies, 2)
+
+
+SHARERS = tuple(CompanyId(f"company-{letter}") for letter in "pqrstu")
+SHARER_BACKLOG = 200
+SLOTS = 4  # worker slots, fewer than the practices with work: the claims must take turns
+SHARED_CALLS = 360  # calls of all six together: some three minutes at 4 slots / 2 s answers
+FAIR = 0.8  # the least-served practice gets at least this much of an equal share
+
+
+@pytest.mark.slow
+async def test_practices_share_scarce_worker_slots_in_turns(db: Database, fernet_key: str) -> None:
+    """Six practices with 200 queued jobs each and a worker with four slots (each call takes
+    two seconds, so the worker can make two calls a second and the practices want six): every
+    practice gets at least 0.8 of an equal share of Xero calls, within the limits, with no 429.
+
+    Claiming the practices with the oldest tasks first (the regression this catches) gives the
+    first practice every free slot until its minute's budget is spent, then the second, and the
+    last practices next to nothing: with fewer slots than practices, only taking turns is fair.
+    """
+    clock = ManualClock()
+    crm = MemoryCrm()
+    async with harness(db, fernet_key, clock=clock, crm=crm) as h:
+        sharers = [await practice(h, crm, c, jobs=SHARER_BACKLOG) for c in SHARERS]
+        for p in sharers:
+            assign(h, crm, p)
+            assert await enqueue_jobs(h, p) == SHARER_BACKLOG
+        h.sandbox.faults.latency_ms = LATENCY_MS
+        # Scarce worker capacity (a busy or small worker) stood in for by fewer slots.
+        h.services.worker.max_in_flight = SLOTS
+        await run_until(
+            h,
+            clock,
+            lambda: sum(calls(h, p.tenant) for p in sharers) >= SHARED_CALLS,
+            what=f"{SHARED_CALLS} calls between the six",
+            within_minutes=6,
+        )
+        await stop_worker(h, clock)
+
+    ledger = h.sandbox.ledger
+    made = {p.company: calls(h, p.tenant) for p in sharers}
+    share = sum(made.values()) / len(sharers)
+    assert min(made.values()) >= FAIR * share, f"calls per practice: {made}"
+    assert count_429(ledger) == 0
+    for p in sharers:
+        assert max_concurrency(ledger, p.tenant) <= CONCURRENT
+        assert max_calls_in_any_window(ledger, p.tenant, seconds=60) <= PER_MINUTE

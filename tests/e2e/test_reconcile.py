@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from syncd.crm.memory import MemoryCrm
 from syncd.crm.port import CrmRequest
@@ -23,6 +24,7 @@ from syncd.pipeline.changefeed import ChangeFeed
 from syncd.store.db import Database
 from syncd.store.links import JobLinkRepository
 from syncd.store.mappings import ContactMappingRepository, StaffMappingRepository
+from syncd.store.models import OutboxTask, ReconciliationRun
 from syncd.store.reports import FindingRepository
 from syncd.store.settings import SettingsRepository
 from syncd.web.auth import Role
@@ -429,6 +431,26 @@ async def test_a_run_after_a_poll_reuses_its_listing_until_syncd_writes(
     assert h.sandbox.project(w.tenant, job_of(h, w, crm, 0)).status == "CLOSED"
     assert (await reconcile(h))["findings"] == []
     assert job_lists() == before + 1
+
+
+async def test_two_schedulers_racing_for_one_interval_leave_one_run_and_one_task(
+    h: Harness, crm: MemoryCrm
+) -> None:
+    """Schedulers in two processes may both see no task for the interval and both queue: the
+    loser writes nothing (no run left queued without a task to carry it out)."""
+    from syncd.pipeline.reconcile import RECONCILE, queue_scheduled_run, scheduled_key
+
+    await world(h, crm, jobs=1)
+    now = h.services.clock.now()
+    key = scheduled_key(A, now, 60)
+    assert await queue_scheduled_run(h.services.db, A, now=now, key=key) is True
+    assert await queue_scheduled_run(h.services.db, A, now=now, key=key) is False
+    async with h.services.db.transaction() as session:
+        runs = (await session.execute(select(ReconciliationRun))).scalars().all()
+        tasks = await session.execute(select(OutboxTask).where(OutboxTask.kind == RECONCILE))
+        keys = [task.idempotency_key for task in tasks.scalars()]
+    assert [(run.trigger, run.state) for run in runs] == [("schedule", "queued")]
+    assert keys == [key]
 
 
 async def test_scheduled_runs_are_one_per_interval(h: Harness, crm: MemoryCrm) -> None:

@@ -33,7 +33,15 @@ from tests.harness import SANDBOX, Harness, harness
 
 OWN, OTHER = CompanyId("company-own"), CompanyId("company-other")
 CRM_URL = "http://crm.test"  # SYNCD_CRM_URL: sign-in links come from here
-KNOWN_ACCESS = {"public", "admin", "oauth-state", "xero-signature", "crm-signature", "session"}
+KNOWN_ACCESS = {
+    "public",
+    "admin",
+    "oauth-state",
+    "xero-signature",
+    "crm-signature",
+    "session",
+    "metrics-token",
+}
 API = "/api/integrations/xero"
 
 

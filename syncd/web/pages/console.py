@@ -14,15 +14,28 @@ from syncd.domain.sync_settings import FINDING_KINDS, SettingsInvalid
 from syncd.pipeline.connect import ConnectError
 from syncd.pipeline.practice import current_settings, dashboard, save_settings
 from syncd.services import Services
+from syncd.store.activity import ActivityRepository
 from syncd.web.connection import start_connect
 from syncd.web.pages.common import back, page, show
+from syncd.web.pages.figures import day_figures
+from syncd.web.pages.names import names_for
 from syncd.web.session import Session, check_form
 
 
 @page
 async def home(request: Request, session: Session, services: Services) -> Response:
     figures = await dashboard(services, session.company)
-    return show(request, session, "dashboard.html", d=figures)
+    async with services.db.transaction() as db_session:
+        activity = await ActivityRepository(db_session).last_day(
+            company=session.company, now=services.clock.now()
+        )
+    return show(
+        request,
+        session,
+        "dashboard.html",
+        d=figures,
+        charts=day_figures(activity, day_limit=figures.day_limit),
+    )
 
 
 @page
@@ -31,8 +44,23 @@ async def connection(request: Request, session: Session, services: Services) -> 
     if services.xero is not None:
         status = await services.xero.connect.status(company=session.company)
     return show(
-        request, session, "connection.html", status=status, configured=services.xero is not None
+        request,
+        session,
+        "connection.html",
+        status=status,
+        configured=services.xero is not None,
+        connected_by=await _who(services, session, status.get("connected_by")),
     )
+
+
+async def _who(services: Services, session: Session, user_id: str | None) -> str | None:
+    """Who connected, as a person: "you", an accountant's name, or "another admin"."""
+    if not user_id:
+        return None
+    if user_id == session.user_id:
+        return "you"
+    names = await names_for(services, session.company)
+    return names.people.get(user_id, "another admin of this practice")
 
 
 @page

@@ -11,10 +11,13 @@ from reconcilers.report import to_csv
 from syncd.pipeline.outbox import TaskRepository
 from syncd.pipeline.reconcile import finding_row, queue_run
 from syncd.services import Services
+from syncd.store.connections import ConnectionRepository
 from syncd.store.reports import RunRepository
 from syncd.store.sync_log import SyncLogRepository
 from syncd.web.errors import ApiError
 from syncd.web.pages.common import back, page, page_context, show
+from syncd.web.pages.figures import RUNS_SHOWN, runs_figure
+from syncd.web.pages.names import names_for
 from syncd.web.reconcile import load_report, report_page, resolve_finding, run_json
 from syncd.web.requests import MAX_BIGINT, path_int, query_int
 from syncd.web.session import Session, check_form
@@ -38,11 +41,16 @@ async def sync_log(request: Request, session: Session, services: Services) -> Re
             offset=offset,
         )
         counts = await TaskRepository(db_session).counts(company=session.company)
+    shown = [task_json(t) for t in tasks]
+    names = await names_for(
+        services, session.company, request_ids=[t["request_id"] for t in shown if t["request_id"]]
+    )
     return show(
         request,
         session,
         "sync_log.html",
-        tasks=[task_json(t) for t in tasks],
+        tasks=shown,
+        names=names,
         total=total,
         counts=counts,
         states=STATES,
@@ -64,8 +72,20 @@ async def task_page(request: Request, session: Session, services: Services) -> R
         return render(
             "forbidden.html", status_code=404, nav=(), reason="no such task in your practice"
         )
+    shown = task_json(task)
+    names = await names_for(
+        services,
+        session.company,
+        request_ids=[shown["request_id"] or ""],
+        sides=[shown["result"] or {}],
+    )
     return show(
-        request, session, "task.html", task=task_json(task), calls=[call_json(c) for c in calls]
+        request,
+        session,
+        "task.html",
+        task=shown,
+        names=names,
+        calls=[call_json(c) for c in calls],
     )
 
 
@@ -93,6 +113,7 @@ async def reconciliations(request: Request, session: Session, services: Services
         session,
         "reconciliations.html",
         runs=[run_json(r) for r in runs],
+        chart=runs_figure(runs),
         available=services.reconciler is not None,
     )
 
@@ -131,11 +152,25 @@ async def report(request: Request, session: Session, services: Services) -> Resp
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="reconciliation-{run.id}.csv"'},
         )
+    async with services.db.transaction() as db_session:
+        runs = await RunRepository(db_session).list(company=session.company, limit=200)
+        connection = await ConnectionRepository(db_session).get(company=session.company)
+    # The runs up to this one, so an old report shows the trend that led to it.
+    earlier = [r for r in runs if r.started_at <= run.started_at][: RUNS_SHOWN * 2]
+    sides = [side for f in findings for side in (f.crm or {}, f.xero or {})]
     return report_page(
         run,
         findings,
         csv_url=f"/admin/reconciliations/{run.id}.csv",
         resolve_url=f"/admin/reconciliations/{run.id}/findings/",
+        names=await names_for(
+            services,
+            session.company,
+            request_ids=[f.request_id for f in findings if f.request_id],
+            sides=sides,
+        ),
+        practice_name=connection.tenant_name if connection else None,
+        chart=runs_figure(earlier, key="chart-report-runs"),
         **page_context(request, session),
     )
 
