@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.chaos.processes import Child, spawn
+from tests.chaos.processes import Child, process_env, spawn
 from tests.conftest import free_port
 
 CLIENT_ID = "syncd-chaos-app"
@@ -124,3 +124,31 @@ async def _wait_ready(sandbox: Sandbox, within: float = 30) -> None:
             pass
         await asyncio.sleep(0.05)
     raise AssertionError(f"the sandbox did not answer within {within}s:\n{sandbox.child.tail()}")
+
+
+REDIRECT_URI = "http://syncd.invalid/api/integrations/xero/callback"  # never followed
+
+
+def syncd_env(
+    sandbox: Sandbox, *, syncd_url: str, crm_url: str, extra: Mapping[str, str]
+) -> dict[str, str]:
+    """The environment of syncd processes pointed at `sandbox` and the two databases, with a
+    fresh encryption key and JSON logs; `extra` adds or overrides settings."""
+    from cryptography.fernet import Fernet
+
+    return process_env(
+        {
+            "SYNCD_DATABASE_URL": syncd_url,
+            "SYNCD_CRM_DATABASE_URL": crm_url,
+            "SYNCD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "XERO_CLIENT_ID": CLIENT_ID,
+            "XERO_CLIENT_SECRET": CLIENT_SECRET,
+            "XERO_REDIRECT_URI": REDIRECT_URI,
+            "XERO_API_URL": sandbox.url,
+            "XERO_IDENTITY_URL": sandbox.url,
+            "XERO_LOGIN_URL": sandbox.url,
+            "SYNCD_LOG_FORMAT": "json",
+            "SYNCD_LOG_LEVEL": "info",
+            **extra,
+        }
+    )

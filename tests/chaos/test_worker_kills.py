@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -44,7 +43,7 @@ from syncd.store.db import Database, create_engine
 from tests.chaos import invariants
 from tests.chaos.chaos import cut_off, drive, kill_points
 from tests.chaos.processes import WorkerPool, process_env, run_to_end
-from tests.chaos.sandbox import CLIENT_ID, CLIENT_SECRET, start_sandbox
+from tests.chaos.sandbox import REDIRECT_URI, start_sandbox, syncd_env
 from tests.chaos.world import connect_all, leave_findings_to_admins, seed_crm
 from tests.conftest import DATABASES, LONG, create_pg_database, drop_pg_database
 
@@ -57,7 +56,6 @@ KILLS = 20 if LONG else 10  # each kill costs a worker restart (~2 s on a 2-core
 # The burst must converge within this, kills included: ~70-110 s on a quiet 2-core machine,
 # up to ~240 s when other work keeps it 4-5 times oversubscribed.
 BUDGET_SECONDS = 300
-REDIRECT_URI = "http://syncd.invalid/api/integrations/xero/callback"  # never followed
 # Fast crash recovery: a killed worker's tasks are claimable again 10 s later (the default is
 # 5 minutes); a live worker renews the leases of the tasks it runs, so a short lease costs only
 # renewals. The Xero limits are raised so that the governor never paces the burst (rate limits
@@ -159,22 +157,14 @@ async def test_sigkilled_workers_lose_no_task_and_duplicate_no_job(
             process_env({"SYNCD_LOG_FORMAT": "json"}), tmp_path, redirect_uri=REDIRECT_URI
         )
         stack.push_async_callback(sandbox.close)
-        env = process_env(
-            {
+        env = syncd_env(
+            sandbox,
+            syncd_url=syncd_url,
+            crm_url=crm_url,
+            extra={
                 **TUNING,
-                "SYNCD_DATABASE_URL": syncd_url,
-                "SYNCD_CRM_DATABASE_URL": crm_url,
-                "SYNCD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-                "XERO_CLIENT_ID": CLIENT_ID,
-                "XERO_CLIENT_SECRET": CLIENT_SECRET,
-                "XERO_REDIRECT_URI": REDIRECT_URI,
-                "XERO_API_URL": sandbox.url,
-                "XERO_IDENTITY_URL": sandbox.url,
-                "XERO_LOGIN_URL": sandbox.url,
-                "SYNCD_LOG_FORMAT": "json",
-                "SYNCD_LOG_LEVEL": "info",
                 **({"XERO_SCOPES": XPM_SCOPES} if backend is Backend.PRACTICE_MANAGER else {}),
-            }
+            },
         )
         # The same environment, read by the same loader the workers use.
         settings = load_settings(env, env_file=None)

@@ -19,17 +19,21 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
 from syncd.sandbox.events import sign
 from syncd.settings import Settings, database_url, load_settings
 from syncd.store.db import Database
 from tests.chaos.processes import Child, process_env, run_to_end, spawn
-from tests.chaos.sandbox import CLIENT_ID, CLIENT_SECRET, WEBHOOK_KEY, Sandbox, start_sandbox
+from tests.chaos.sandbox import (
+    REDIRECT_URI,
+    WEBHOOK_KEY,
+    Sandbox,
+    start_sandbox,
+    syncd_env,
+)
 from tests.chaos.world import Practice, connect_all, leave_findings_to_admins, seed_crm
 from tests.conftest import create_pg_database, drop_pg_database, free_port
 
-REDIRECT_URI = "http://syncd.invalid/api/integrations/xero/callback"  # never followed
 WEBHOOK = "/api/integrations/xero/webhook"
 READY_WITHIN = 90  # seconds for a `syncd serve` to answer /readyz (10 s seen on a busy machine)
 # Xero's own limits per tenant (the app's: 10,000 a minute), for the sandbox to enforce.
@@ -92,22 +96,11 @@ async def deploy(
         process_env({"SYNCD_LOG_FORMAT": "json"}), workdir, redirect_uri=REDIRECT_URI
     )
     stack.push_async_callback(sandbox.close)
-    env = process_env(
-        {
-            "SYNCD_DATABASE_URL": syncd_url,
-            "SYNCD_CRM_DATABASE_URL": crm_url,
-            "SYNCD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "XERO_CLIENT_ID": CLIENT_ID,
-            "XERO_CLIENT_SECRET": CLIENT_SECRET,
-            "XERO_REDIRECT_URI": REDIRECT_URI,
-            "XERO_API_URL": sandbox.url,
-            "XERO_IDENTITY_URL": sandbox.url,
-            "XERO_LOGIN_URL": sandbox.url,
-            "XERO_WEBHOOK_KEY": WEBHOOK_KEY,
-            "SYNCD_LOG_FORMAT": "json",
-            "SYNCD_LOG_LEVEL": "info",
-            **tuning,
-        }
+    env = syncd_env(
+        sandbox,
+        syncd_url=syncd_url,
+        crm_url=crm_url,
+        extra={"XERO_WEBHOOK_KEY": WEBHOOK_KEY, **tuning},
     )
     settings = load_settings(env, env_file=None)
     await run_to_end("migrate", ["migrate"], env=env, workdir=workdir)
