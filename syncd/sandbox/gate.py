@@ -130,8 +130,9 @@ async def _capture(app: ASGIApp, scope: Scope, receive: Receive) -> StoredRespon
     return StoredResponse(status=status, headers=tuple(headers), body=bytes(body))
 
 
-async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
-    """The whole request body, and a `receive` that hands it to the app again."""
+async def _buffered(receive: Receive) -> tuple[bytes | None, Receive]:
+    """The whole request body (None when the client left before sending all of it), and a
+    `receive` that hands it to the app again."""
     chunks: list[bytes] = []
     ended: Message | None = None
     while True:
@@ -144,6 +145,8 @@ async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
             break
     body = b"".join(chunks)
     replayed = False
+    if ended is not None:
+        return None, receive
 
     async def again() -> Message:
         nonlocal replayed
@@ -317,6 +320,11 @@ class SandboxGate:
         request = ""
         if key is not None:
             body, receive = await _buffered(receive)
+            if body is None:
+                # A server acts on a whole request only: a client killed between its headers
+                # and its body has asked for nothing, and its retry must not meet a stored
+                # answer to half a request.
+                return _stored(errors.problem(400, "the request body was incomplete")), False
             request = fingerprint(body, scope.get("query_string", b""))
         # Like Xero, a repeat of a key still in flight waits for the first answer, so two
         # racing retries never both run the write.

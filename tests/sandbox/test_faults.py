@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
+from starlette.types import Message
 
 from syncd.sandbox import checks
+from syncd.sandbox.app import create_sandbox_app
 from syncd.sandbox.models import Contact, Faults, SandboxError
 from syncd.sandbox.state import SandboxState
 from tests.fakes import ManualClock
@@ -138,6 +141,49 @@ async def test_same_key_and_same_body_replays(
     assert again.json() == first.json()
     assert len(state.tenant(session.tenant_id).projects) == 1
     assert state.ledger[-1].replayed
+
+
+async def test_a_client_gone_before_its_body_ended_leaves_its_key_unused(
+    client: httpx.AsyncClient, session: Session, contact: Contact, state: SandboxState
+) -> None:
+    """A worker killed between sending its headers and its body asked for nothing: no project,
+    no stored answer, and its retry under the same key creates the project once."""
+    key = "create:req-1:v1"
+    body = json.dumps(_job(contact)).encode()
+    headers = {**session.headers(**{"Idempotency-Key": key}), "Content-Type": "application/json"}
+    messages: list[Message] = [
+        {"type": "http.request", "body": body[:10], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": CREATE,
+        "raw_path": CREATE.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    await create_sandbox_app(state)(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert state.tenant(session.tenant_id).projects == {}
+    retried = await client.post(CREATE, headers=headers, content=body)
+    assert retried.status_code == 201
+    assert list(state.tenant(session.tenant_id).projects) == [retried.json()["projectId"]]
+    assert not state.ledger[-1].replayed
 
 
 async def test_same_key_with_a_different_body_is_a_422_conflict(
