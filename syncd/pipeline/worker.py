@@ -296,8 +296,10 @@ class Worker:
         for _ in range(rounds):
             started = await self.tick_outbox()
             handled = await self.tick_inbox()
-            if self._running:
-                await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
+            # A refill under way (a slot came free while this tick ran) may be about to start
+            # the next task: idle means no refill either.
+            if busy := {*self._running, *self._background}:
+                await asyncio.wait(busy, return_when=asyncio.FIRST_COMPLETED)
                 continue
             if not started and not handled:
                 return

@@ -145,6 +145,54 @@ async def test_a_freed_slot_is_refilled_at_once_and_settle_waits_for_that_too(
         assert await tasks.counts(company=A) == {"done": 2}
 
 
+async def test_wait_idle_does_not_return_while_a_refill_is_about_to_start_a_task(
+    db: Database,
+) -> None:
+    """`after` waits behind `blocker` (same order key). The blocker ends while wait_idle is in
+    its inbox tick, after an outbox tick that started nothing: the refill its end set off is
+    still claiming `after`, so the worker is not idle yet (the race that left an XPM job in its
+    first state in a test)."""
+    ran: list[str] = []
+    gates = {"quick": asyncio.Event(), "blocker": asyncio.Event(), "after": asyncio.Event()}
+    gates["after"].set()
+
+    runners: dict[str, asyncio.Task[object]] = {}
+
+    async def note(context: TaskContext) -> dict[str, object]:
+        runners[context.task.kind] = cast("asyncio.Task[object]", asyncio.current_task())
+        await gates[context.task.kind].wait()
+        ran.append(context.task.kind)
+        return {}
+
+    clock = ManualClock()
+    async with db.transaction() as session:
+        for kind, order in (("quick", "x"), ("blocker", "y"), ("after", "y")):
+            await enqueue(
+                session, NewTask(company=A, kind=kind, key=kind, order_key=order), now=clock.now()
+            )
+    handlers = dict.fromkeys(("quick", "blocker", "after"), note)
+    idle = worker(db, "idle", cast("dict[str, TaskHandler]", handlers), clock=clock)
+    inbox_ticks = 0
+    tick_inbox = idle.tick_inbox
+
+    async def blocker_ends_during_the_second_inbox_tick() -> int:
+        nonlocal inbox_ticks
+        inbox_ticks += 1
+        if inbox_ticks == 1:
+            gates["quick"].set()  # wait_idle has something to wait for: a second round
+        if inbox_ticks == 2:
+            gates["blocker"].set()
+            # Its end, and the worker's look at the freed slot (which sets off a refill).
+            await asyncio.wait({runners["blocker"]})
+            assert idle.in_flight == 0
+        return await tick_inbox()
+
+    idle.tick_inbox = blocker_ends_during_the_second_inbox_tick  # type: ignore[method-assign]
+    await idle.wait_idle()
+    assert inbox_ticks >= 2
+    assert ran == ["quick", "blocker", "after"]
+
+
 async def test_a_practice_with_no_xero_budget_left_is_not_claimed_for(db: Database) -> None:
     """A's minute is spent: a tick claims B's task, not A's (which would only wait in a slot);
     once A has budget again its task runs."""
