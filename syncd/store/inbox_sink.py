@@ -98,8 +98,9 @@ class SqliteSink:
 
     concurrency = 1  # one writer at a time in SQLite
 
-    def __init__(self, path: str, *, checkpoint_seconds: float = 1.0) -> None:
+    def __init__(self, path: str, *, uri: bool = False, checkpoint_seconds: float = 1.0) -> None:
         self.path = path
+        self.uri = uri  # `path` is a `file:` URI with parameters (say, mode=ro)
         self.checkpoint_seconds = checkpoint_seconds
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="inbox-sqlite")
         self._connection: sqlite3.Connection | None = None
@@ -121,6 +122,7 @@ class SqliteSink:
         if self._connection is None:
             connection = sqlite3.connect(
                 self.path,
+                uri=self.uri,
                 isolation_level=None,
                 check_same_thread=False,
                 timeout=0,  # the loop never waits for the write lock
@@ -173,6 +175,7 @@ class SqliteSink:
         if self._checkpointer is None:
             self._checkpointer = sqlite3.connect(
                 self.path,
+                uri=self.uri,
                 isolation_level=None,
                 check_same_thread=False,
                 timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
@@ -270,7 +273,10 @@ def sink_for(url: str) -> InboxSink:
     if parsed.get_backend_name() == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
             raise ValueError("the inbox needs a file-backed SQLite database")
-        return SqliteSink(parsed.database)
+        # The file exactly as SQLAlchemy's engine opens it: a `file:…?uri=true` URL keeps its
+        # parameters (mode=ro), which a plain path would drop, writing where the engine cannot.
+        (target,), options = parsed.get_dialect()().create_connect_args(parsed)
+        return SqliteSink(str(target), uri=bool(options.get("uri", False)))
     return PostgresSink(parsed.set(drivername="postgresql").render_as_string(hide_password=False))
 
 

@@ -28,6 +28,7 @@ from syncd.services import open_services
 from syncd.settings import Settings
 from syncd.store.db import Database
 from syncd.store.migrate import upgrade
+from syncd.xero.webhooks import sign
 from tests.conftest import (
     DATABASES,
     _pg_admin,
@@ -38,6 +39,7 @@ from tests.conftest import (
 )
 from tests.e2e.test_cli import SYNCD, _env, run
 from tests.e2e.test_health import client_for
+from tests.e2e.test_webhook_ingress import BODY, KEY, URL
 from tests.fakes import InstantClock
 
 A = CompanyId("company-a")
@@ -94,6 +96,29 @@ async def test_readyz_is_503_when_the_database_refuses_writes(readonly_url: str)
     assert reason.startswith("not writable: ")
     assert "read-only" in reason or "readonly" in reason
     assert [e["event"] for e in logs if e["event"].startswith("web.")] == ["web.not_ready"]
+
+
+async def test_a_refused_webhook_write_is_503_and_logged_without_traceback(
+    readonly_url: str,
+) -> None:
+    """A signed delivery that cannot be stored is not acknowledged: 503 (Xero delivers again
+    later); the writer logs its batch's failure as one error line, the request one warning,
+    neither with a traceback. (On SQLite the inbox's own connection opens the file as the
+    engine does, read-only here: it once dropped the URL's mode=ro and stored anyway.)"""
+    db = Database(readonly_url)
+    headers = {"x-xero-signature": sign(BODY, KEY), "content-type": "application/json"}
+    try:
+        async with client_for(make_settings(database_url=readonly_url), db) as client:
+            with capture_logs() as logs:
+                answer = await client.post(URL, content=BODY, headers=headers)
+    finally:
+        await db.dispose()
+    assert (answer.status_code, answer.content) == (503, b"")
+    assert [(e["event"], e["log_level"]) for e in logs] == [
+        ("inbox.write_failed", "error"),
+        ("webhook.not_stored", "warning"),
+    ]
+    assert all("exc_info" not in e and "read" in e["error"].lower() for e in logs)
 
 
 async def test_readyz_is_503_when_the_sqlite_folder_disappears(
