@@ -42,7 +42,9 @@ import argparse
 import asyncio
 import contextlib
 import inspect
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -52,7 +54,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -129,6 +131,7 @@ class Result:
     busiest_minute: int  # the most calls of any tenant in any 60 s
     rejected: int  # 429s
     retried: int  # tasks that needed more than one attempt
+    troubles: dict[str, int] = field(default_factory=dict)  # worker processes' retries, by why
     first_job: list[int] = field(default_factory=list)  # calls per first job of a client
     later_job: list[int] = field(default_factory=list)  # calls per later job
     unattributed: int = 0
@@ -428,6 +431,7 @@ async def scenario(
                 tasks, _ = await repository.page(company=p.company, kinds=[CREATE_JOB], limit=jobs)
                 retried += sum(task.attempts > 1 for task in tasks)
         ledger = list(h.sandbox.ledger)
+        troubles = worker_troubles(workdir, workers) if children else {}
     steady, steady_minutes = steady_rates(practices, ledger, start)
     result = Result(
         database=label,
@@ -444,6 +448,7 @@ async def scenario(
         busiest_minute=max(max_calls_in_any_window(ledger, p.tenant) for p in practices),
         rejected=count_429(ledger),
         retried=retried,
+        troubles=troubles,
     )
     for p in practices:
         first, later, unattributed = attribute(p, ledger)
@@ -475,6 +480,30 @@ async def serve_sandbox(stack: AsyncExitStack, state: SandboxState) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+TROUBLES = ("outbox.retry", "outbox.lease_lost", "outbox.dead", "outbox.task_crashed")
+
+
+def worker_troubles(workdir: Path | None, workers: int) -> dict[str, int]:
+    """From the worker processes' JSON logs: retries by error (ids cut off), lost leases,
+    dead and crashed tasks, so that a "retried" count comes with its reasons."""
+    counts: Counter[str] = Counter()
+    for n in range(workers):
+        if workdir is None or not (log := workdir / f"worker-{n}.log").exists():
+            continue
+        for line in log.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            event = entry.get("event") if isinstance(entry, dict) else None
+            if event in TROUBLES:
+                raised = str(entry.get("exception") or "").strip().splitlines()
+                error = str(entry.get("error") or (raised[-1] if raised else ""))
+                why = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}|\d+", "#", error)
+                counts[f"{event} {why[:120]}".strip()] += 1
+    return dict(counts.most_common())
+
+
 def child_env(url: str, crm_url: str, key: str, sandbox_url: str) -> dict[str, str]:
     """A worker's environment, as a deployment gives it (no SYNCD_/XERO_ setting of ours)."""
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("SYNCD_", "XERO_"))}
@@ -490,7 +519,9 @@ def child_env(url: str, crm_url: str, key: str, sandbox_url: str) -> dict[str, s
         "XERO_IDENTITY_URL": sandbox_url,
         "XERO_LOGIN_URL": sandbox_url,
         "SYNCD_LOG_FORMAT": "json",
-        "SYNCD_LOG_LEVEL": "error",
+        # A deployment's default level: the retries and lost leases are then in the logs,
+        # summarised after the run (worker_troubles).
+        "SYNCD_LOG_LEVEL": "info",
     }
 
 
@@ -620,6 +651,8 @@ def report(results: list[Result], *, jobs: int, clients: int) -> None:
         )
         if r.unattributed:
             print(f"  ({r.unattributed} calls could not be tied to a job)")
+        for trouble, count in r.troubles.items():
+            print(f"  {r.database} x{r.workers} workers: {count} x {trouble}")
     print(
         "  first job: its own create (and manager) plus every client call made for the client"
         " (look-up, create)."
