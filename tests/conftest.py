@@ -210,3 +210,22 @@ async def postgres_db(request: pytest.FixtureRequest) -> AsyncIterator[Database]
     await truncate_all(database)
     yield database
     await database.dispose()
+
+
+@pytest.fixture
+def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """syncd's database and the CRM's, both empty: two SQLite files, or two new PostgreSQL
+    databases (dropped afterwards). Parametrised indirectly with "sqlite" or "postgresql" (chaos
+    and multi-replica tests)."""
+    if request.param == "sqlite":
+        yield (
+            database_url(f"sqlite:///{tmp_path / 'syncd.db'}"),
+            database_url(f"sqlite:///{tmp_path / 'crm.db'}"),
+        )
+        return
+    urls = (create_pg_database(), create_pg_database())
+    try:
+        yield urls
+    finally:
+        for url in urls:
+            drop_pg_database(url)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -38,14 +37,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from syncd.crm.sql import SqlCrm
 from syncd.domain.backends import Backend
-from syncd.settings import database_url, load_settings
+from syncd.settings import load_settings
 from syncd.store.db import Database, create_engine
 from tests.chaos import invariants
 from tests.chaos.chaos import cut_off, drive, kill_points
 from tests.chaos.processes import WorkerPool, process_env, run_to_end
 from tests.chaos.sandbox import REDIRECT_URI, start_sandbox, syncd_env
 from tests.chaos.world import connect_all, leave_findings_to_admins, seed_crm
-from tests.conftest import DATABASES, LONG, create_pg_database, drop_pg_database
+from tests.conftest import DATABASES, LONG
 
 # 500 requests: 500 creations + 500 closings = 1,000 tasks in the long run (SYNCD_TEST_LONG,
 # CI); 240 requests, 480 tasks, and half the kills in `make test`'s budget. Four practices,
@@ -109,24 +108,6 @@ CASES = [
     if database in DATABASES
     and (backend is Backend.PROJECTS or XPM_FULL or database == "postgresql")
 ]
-
-
-@pytest.fixture
-def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """syncd's database and the CRM's, both empty: two SQLite files, or two new PostgreSQL
-    databases (dropped afterwards)."""
-    if request.param == "sqlite":
-        yield (
-            database_url(f"sqlite:///{tmp_path / 'syncd.db'}"),
-            database_url(f"sqlite:///{tmp_path / 'crm.db'}"),
-        )
-        return
-    urls = (create_pg_database(), create_pg_database())
-    try:
-        yield urls
-    finally:
-        for url in urls:
-            drop_pg_database(url)
 
 
 @pytest.mark.slow

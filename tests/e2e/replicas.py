@@ -10,7 +10,7 @@ import asyncio
 import json
 import random
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from syncd.sandbox.events import sign
-from syncd.settings import Settings, database_url, load_settings
+from syncd.settings import Settings, load_settings
 from syncd.store.db import Database
 from tests.chaos.processes import Child, process_env, run_to_end, spawn
 from tests.chaos.sandbox import (
@@ -32,30 +31,12 @@ from tests.chaos.sandbox import (
     syncd_env,
 )
 from tests.chaos.world import Practice, connect_all, leave_findings_to_admins, seed_crm
-from tests.conftest import create_pg_database, drop_pg_database, free_port
+from tests.conftest import free_port
 
 WEBHOOK = "/api/integrations/xero/webhook"
 READY_WITHIN = 90  # seconds for a `syncd serve` to answer /readyz (10 s seen on a busy machine)
 # Xero's own limits per tenant (the app's: 10,000 a minute), for the sandbox to enforce.
 XERO_LIMITS = {"per_minute": 60, "per_day": 5000, "concurrent": 5, "app_per_minute": 10_000}
-
-
-@pytest.fixture
-def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """syncd's database and the CRM's, both empty: two SQLite files, or two new PostgreSQL
-    databases (dropped afterwards). Parametrised indirectly with "sqlite" or "postgresql"."""
-    if request.param == "sqlite":
-        yield (
-            database_url(f"sqlite:///{tmp_path / 'syncd.db'}"),
-            database_url(f"sqlite:///{tmp_path / 'crm.db'}"),
-        )
-        return
-    urls = (create_pg_database(), create_pg_database())
-    try:
-        yield urls
-    finally:
-        for url in urls:
-            drop_pg_database(url)
 
 
 @dataclass(slots=True, kw_only=True)

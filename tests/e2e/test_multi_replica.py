@@ -50,7 +50,6 @@ from tests.e2e.replicas import (
     XERO_LIMITS,
     Deployment,
     contact_event,
-    databases,
     dedupe_key,
     delivery,
     deploy,
@@ -61,7 +60,6 @@ from tests.e2e.replicas import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.long]
 
-__all__ = ["databases"]  # the fixture, used by name
 
 SOAK = os.environ.get("SYNCD_TEST_SOAK", "") not in ("", "0")
 PRACTICES = 20
